@@ -1,0 +1,79 @@
+# focal_dist: `make run` trains the default config, `make test` runs ruff and every test.
+# Both first run `make setup`, which is idempotent: a stamp in .venv records a finished
+# set-up and is remade only when the pinned stack or the package metadata changes.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+CONSTRAINTS := constraints.txt
+STAMP := $(VENV)/.focal_dist-setup
+WORKDIR ?= runs/default
+PYTEST_ARGS ?=
+
+# Horovod is compiled against the TensorFlow in the venv (DESIGN.md, "Facts found").
+HOROVOD_BUILD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 \
+	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
+
+.PHONY: setup system-deps run test lint bench check-setup clean
+
+setup: $(STAMP)
+
+$(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml Makefile
+	@$(MAKE) --no-print-directory system-deps
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c $(CONSTRAINTS) pip==24.3.1 setuptools wheel cmake cffi
+	$(PIP) install -q -c $(CONSTRAINTS) tensorflow-cpu tensorboard keras tensorflow-io \
+		absl-py ml-collections numpy pytest hypothesis ruff
+	@# tf-keras without its deps: otherwise it pulls `tensorflow` beside `tensorflow-cpu`.
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps tf-keras
+	@if $(BIN)/python -c 'import horovod.tensorflow' 2>/dev/null; then \
+		echo "horovod: already built against this venv's TensorFlow"; \
+	else \
+		if command -v mpicxx >/dev/null; then mpi=HOROVOD_WITH_MPI=1; \
+		else mpi=HOROVOD_WITHOUT_MPI=1; echo "horovod: no mpicxx, building with Gloo only"; fi; \
+		echo "horovod: building 0.28.1 from source with TensorFlow, Gloo, $$mpi (about 3 min; pip caches the wheel)"; \
+		env $(HOROVOD_BUILD_ENV) $$mpi PATH="$(CURDIR)/$(BIN):$$PATH" \
+			$(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation horovod; \
+		if ! $(BIN)/python -c 'import horovod.tensorflow' 2>/dev/null; then \
+			echo "horovod: the cached wheel does not load with this TensorFlow; rebuilding"; \
+			env $(HOROVOD_BUILD_ENV) $$mpi PATH="$(CURDIR)/$(BIN):$$PATH" \
+				$(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation --no-cache-dir \
+				--force-reinstall --no-deps horovod; \
+		fi; \
+	fi
+	$(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation --no-deps -e .
+	@$(MAKE) --no-print-directory check-setup
+	touch $@
+
+# OpenMPI from Debian gives Horovod its MPI controller; without root we build Gloo only.
+system-deps:
+	@if command -v mpicxx >/dev/null && command -v mpirun >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "system-deps: installing openmpi-bin libopenmpi-dev"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			openmpi-bin libopenmpi-dev >/dev/null; \
+	else \
+		echo "system-deps: OpenMPI not found and not root; Horovod will use Gloo only" \
+			"(install openmpi-bin libopenmpi-dev for --mpi)"; \
+	fi
+
+check-setup:
+	@$(BIN)/python launch/check_setup.py
+
+run: setup
+	$(BIN)/python -m focal_dist.train --config=configs/default.py --workdir=$(WORKDIR)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/loss_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
