@@ -1,0 +1,157 @@
+"""The Keras Loss classes: config round-trips, model.compile, and tf-keras."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from focal_dist import losses as fl
+
+CONFIGS = [
+    (
+        fl.BinaryFocalCrossentropy,
+        dict(
+            gamma=0.5,
+            alpha=0.7,
+            apply_class_balancing=True,
+            from_logits=True,
+            label_smoothing=0.05,
+            axis=-1,
+            class_weight={0: 0.5, 1: 3.0},
+            name="bfc",
+        ),
+    ),
+    (fl.BinaryFocalCrossentropy, dict(class_weight=[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])),
+    (
+        fl.CategoricalFocalCrossentropy,
+        dict(gamma=3.0, alpha=[0.1, 0.2, 0.7], from_logits=True, label_smoothing=0.1),
+    ),
+    (
+        fl.SparseCategoricalFocalCrossentropy,
+        dict(gamma=1.0, alpha=0.5, class_weight=[1.0, 2.0, 0.5], ignore_class=-1),
+    ),
+]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
+def test_get_config_round_trips_every_argument_through_json(cls, kwargs):
+    loss = cls(**kwargs)
+    config = loss.get_config()
+    for key, value in kwargs.items():
+        expected = value.tolist() if isinstance(value, np.ndarray) else value
+        assert config[key] == expected, key
+    assert config["reduction"] == "none"
+    restored = cls.from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+    # Keras's own serialization finds the registered class.
+    again = keras.losses.deserialize(json.loads(json.dumps(keras.losses.serialize(loss))))
+    assert type(again) is cls
+    assert again.get_config() == config
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), CONFIGS)
+def test_restored_loss_computes_the_same_values(cls, kwargs):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 3)).astype("f4")
+    y_pred = logits if kwargs.get("from_logits") else tf.nn.sigmoid(logits).numpy()
+    if cls is fl.SparseCategoricalFocalCrossentropy:
+        y_true = np.array([0, 1, 2, -1, 1, 0])
+        y_pred = tf.nn.softmax(logits).numpy()
+    elif cls is fl.CategoricalFocalCrossentropy:
+        y_true = np.eye(3, dtype="f4")[[0, 1, 2, 2, 1, 0]]
+    else:
+        y_true = (rng.random((6, 3)) < 0.5).astype("f4")
+    loss = cls(**kwargs)
+    restored = cls.from_config(json.loads(json.dumps(loss.get_config())))
+    np.testing.assert_array_equal(loss(y_true, y_pred).numpy(), restored(y_true, y_pred).numpy())
+    assert loss(y_true, y_pred).shape == (6,)
+
+
+def test_default_reduction_returns_per_example_losses_equal_to_the_function():
+    rng = np.random.default_rng(1)
+    y_true, logits = (rng.random((5, 4)) < 0.3).astype("f4"), rng.normal(size=(5, 4)).astype("f4")
+    values = fl.BinaryFocalCrossentropy(gamma=1.5, from_logits=True)(y_true, logits)
+    direct = fl.binary_focal_crossentropy(y_true, logits, gamma=1.5, from_logits=True)
+    np.testing.assert_array_equal(values.numpy(), direct.numpy())
+
+
+def test_bad_constructor_arguments_fail_at_construction():
+    with pytest.raises(ValueError, match=r"gamma.*-2"):
+        fl.BinaryFocalCrossentropy(gamma=-2)
+    with pytest.raises(ValueError, match=r"alpha.*1\.5"):
+        fl.BinaryFocalCrossentropy(alpha=1.5)
+    with pytest.raises(ValueError, match=r"class_weight.*>= 0"):
+        fl.BinaryFocalCrossentropy(class_weight=[1.0, -1.0])
+    with pytest.raises(ValueError, match=r"label_smoothing.*3"):
+        fl.CategoricalFocalCrossentropy(label_smoothing=3)
+
+
+def _tiny_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+
+def test_model_compile_and_fit_minimise_the_weighted_mean_focal_loss():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(32, 4)).astype("f4")
+    y = (rng.random((32, 3)) < 0.2).astype("f4")
+    w = rng.uniform(0.5, 1.5, 32).astype("f4")
+    model = _tiny_model()
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=fl.BinaryFocalCrossentropy(from_logits=True, class_weight={0: 1.0, 1: 5.0}),
+    )
+    # Keras evaluates the per-example losses as a weighted mean over the batch.
+    reported = model.evaluate(x, y, sample_weight=w, batch_size=32, verbose=0)
+    per_example = fl.binary_focal_crossentropy(
+        y, model(x), from_logits=True, class_weight={0: 1.0, 1: 5.0}
+    )
+    np.testing.assert_allclose(reported, np.mean(per_example.numpy() * w), rtol=1e-5)
+    history = model.fit(x, y, sample_weight=w, batch_size=32, epochs=5, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_sparse_class_works_in_model_compile():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, 4)).astype("f4")
+    labels = rng.integers(0, 3, 16)
+    model = _tiny_model()
+    model.compile(optimizer="sgd", loss=fl.SparseCategoricalFocalCrossentropy(from_logits=True))
+    reported = model.evaluate(x, labels, batch_size=16, verbose=0)
+    expected = fl.sparse_categorical_focal_crossentropy(labels, model(x), from_logits=True)
+    np.testing.assert_allclose(reported, np.mean(expected.numpy()), rtol=1e-5)
+
+
+def test_classes_are_tf_keras_losses_under_tf_use_legacy_keras():
+    script = textwrap.dedent(
+        """
+        import numpy as np, tensorflow as tf, tf_keras
+        from focal_dist import losses as fl
+        assert issubclass(fl.BinaryFocalCrossentropy, tf_keras.losses.Loss)
+        loss = fl.BinaryFocalCrossentropy(from_logits=True, gamma=2.0)
+        y = np.array([[0.0, 1.0], [0.0, 0.0]])
+        x = np.array([[-18.6, 0.51], [2.94, -12.8]])
+        per_example = loss(y, x).numpy()
+        again = fl.BinaryFocalCrossentropy.from_config(loss.get_config())
+        np.testing.assert_allclose(again(y, x).numpy(), per_example)
+        ref = fl.binary_focal_crossentropy(y, x, from_logits=True, gamma=2.0).numpy()
+        np.testing.assert_allclose(per_example, ref)
+        model = tf_keras.Sequential([tf_keras.layers.Dense(2, input_shape=(3,))])
+        model.compile("sgd", loss=fl.CategoricalFocalCrossentropy(
+            from_logits=True, reduction="sum_over_batch_size"))
+        model.fit(np.ones((4, 3)), np.eye(2)[[0, 1, 0, 1]], verbose=0)
+        print("tf_keras ok", per_example.tolist())
+        """
+    )
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tf_keras ok" in result.stdout
