@@ -362,22 +362,55 @@ def test_sparse_saturated_logits_have_finite_gradient_for_gamma_below_one():
     assert np.all(np.isfinite(grad))
 
 
-def test_gradients_agree_with_float64_finite_differences():
-    rng = np.random.default_rng(16)
-    y_true = (rng.random((4, 3)) < 0.5).astype(np.float64)
-    logits = rng.uniform(-3, 3, (4, 3))
-    _, grad = _loss_and_gradient(
-        fl.binary_focal_crossentropy, y_true, logits, gamma=0.7, from_logits=True
-    )
-    h = 1e-6
-    numeric = np.zeros_like(logits)
-    for index in np.ndindex(logits.shape):
-        up, down = logits.copy(), logits.copy()
+def _finite_difference_gradient(fn, x, h=1e-6):
+    numeric = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
         up[index] += h
         down[index] -= h
-        f = lambda x: ref.binary_focal(y_true, x, gamma=0.7, from_logits=True).sum()  # noqa: E731
-        numeric[index] = (f(up) - f(down)) / (2 * h)
-    np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+        numeric[index] = (fn(up) - fn(down)) / (2 * h)
+    return numeric
+
+
+def _float64_gradient(fn, y_true, logits, **kwargs):
+    logits = tf.constant(logits, tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = tf.reduce_sum(fn(y_true, logits, **kwargs))
+    return tape.gradient(loss, logits).numpy()
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.7, 1.0, 2.0, 3.5])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_binary_gradient_matches_float64_finite_differences(gamma, smoothing):
+    rng = np.random.default_rng(16)
+    y_true = (rng.random((4, 3)) < 0.5).astype(np.float64)
+    logits = rng.uniform(-6, 6, (4, 3))
+    kwargs = dict(gamma=gamma, from_logits=True, label_smoothing=smoothing)
+    grad = _float64_gradient(fl.binary_focal_crossentropy, y_true, logits, **kwargs)
+    numeric = _finite_difference_gradient(
+        lambda x: ref.binary_focal(y_true, x, **kwargs).sum(), logits
+    )
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 1.0, 2.0, 2.5])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_categorical_gradient_matches_float64_finite_differences(gamma, smoothing):
+    y_true, logits = _categorical_inputs((5, 4), True, seed=20)
+    logits[0] = [30.0, -30.0, 0.0, 1.0]  # a saturated row
+    kwargs = dict(
+        gamma=gamma,
+        alpha=[0.2, 0.4, 0.6, 0.8],
+        from_logits=True,
+        label_smoothing=smoothing,
+        class_weight=[1.0, 2.0, 0.5, 1.5],
+    )
+    grad = _float64_gradient(fl.categorical_focal_crossentropy, y_true, logits, **kwargs)
+    numeric = _finite_difference_gradient(
+        lambda x: ref.categorical_focal(y_true, x, **kwargs).sum(), logits
+    )
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
 
 
 finite_logits = hnp.arrays(
