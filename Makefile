@@ -25,7 +25,7 @@ $(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(CONSTRAINTS) pip==24.3.1 setuptools wheel cmake cffi
 	$(PIP) install -q -c $(CONSTRAINTS) tensorflow-cpu tensorboard keras tensorflow-io \
-		absl-py ml-collections numpy pytest hypothesis ruff
+		absl-py ml-collections numpy pytest hypothesis ruff pyarrow
 	@# tf-keras without its deps: otherwise it pulls `tensorflow` beside `tensorflow-cpu`.
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps tf-keras
 	@if $(BIN)/python -c 'import horovod.tensorflow' 2>/dev/null; then \

@@ -1,14 +1,40 @@
 """The interface every distribution backend implements.
 
-Only this package knows whether tf.distribute or Horovod is underneath; losses, the
-label histogram and the training loop talk to a `Backend`.
+Only this package knows whether tf.distribute or Horovod is underneath: the losses, the
+label histogram and the training loop talk to a `Backend`, and no other module branches
+on the backend's kind. Where a replica count, a pipeline count or a collective enters
+the program, it enters through one of these methods.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import dataclasses
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class InputInfo:
+    """What one input pipeline needs to read its shard of a global batch.
+
+    Attributes:
+      pipeline_id: this pipeline, in [0, num_pipelines).
+      num_pipelines: input pipelines over all workers (one per worker or process).
+      per_replica_batch_size: examples each replica takes from a global batch.
+      replicas_per_pipeline: replicas fed by this pipeline (local devices).
+    """
+
+    pipeline_id: int
+    num_pipelines: int
+    per_replica_batch_size: int
+    replicas_per_pipeline: int = 1
+
+    @property
+    def per_pipeline_batch_size(self) -> int:
+        return self.per_replica_batch_size * self.replicas_per_pipeline
 
 
 class Backend(abc.ABC):
@@ -16,11 +42,86 @@ class Backend(abc.ABC):
 
     name: str = "abstract"
 
+    # --- topology -------------------------------------------------------------------
     @property
     @abc.abstractmethod
     def num_replicas_in_sync(self) -> int:
-        """Replicas whose gradients are summed in one global step (all workers)."""
+        """Replicas whose gradients are summed in one global step, over all workers."""
+
+    @property
+    def worker_index(self) -> int:
+        """This worker's (process's) rank among all workers."""
+        return 0
+
+    @property
+    def num_workers(self) -> int:
+        return 1
+
+    @property
+    def is_chief(self) -> bool:
+        """The worker that writes logs, checkpoints and exports (rank 0)."""
+        return self.worker_index == 0
+
+    @property
+    def num_input_pipelines(self) -> int:
+        """One input pipeline per worker: the unit of dataset sharding."""
+        return self.num_workers
+
+    @property
+    def input_pipeline_id(self) -> int:
+        return self.worker_index
+
+    def input_info(self, global_batch_size: int) -> InputInfo:
+        """Splits `global_batch_size` over the replicas; it must divide evenly."""
+        if global_batch_size % self.num_replicas_in_sync:
+            raise ValueError(
+                f"global_batch_size {global_batch_size} is not divisible by the "
+                f"{self.num_replicas_in_sync} replicas of backend {self.name!r}"
+            )
+        return InputInfo(
+            pipeline_id=self.input_pipeline_id,
+            num_pipelines=self.num_input_pipelines,
+            per_replica_batch_size=global_batch_size // self.num_replicas_in_sync,
+            replicas_per_pipeline=self.num_replicas_in_sync // self.num_input_pipelines,
+        )
+
+    # --- placement and execution ------------------------------------------------------
+    def scope(self):
+        """Variables created inside are placed (and mirrored) for this backend."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
-    def all_reduce_sum(self, value: tf.Tensor) -> tf.Tensor:
-        """SUM of `value` over every replica; called inside a step (replica context)."""
+    def distribute_dataset(
+        self, dataset_fn: Callable[[InputInfo], tf.data.Dataset], global_batch_size: int
+    ):
+        """An iterable of per-replica batches from `dataset_fn(InputInfo)`, which must
+        return this pipeline's shard batched by `per_pipeline_batch_size`."""
+
+    @abc.abstractmethod
+    def run(self, fn: Callable, args: Sequence = ()):
+        """Runs `fn(*args)` on every local replica; returns per-replica results."""
+
+    # --- collectives ------------------------------------------------------------------
+    @abc.abstractmethod
+    def all_reduce_sum(self, value):
+        """SUM over every replica; inside a step (replica context)."""
+
+    @abc.abstractmethod
+    def reduce_sum(self, per_replica_value):
+        """SUM of a per-replica result of `run` over all replicas, on the host."""
+
+    @abc.abstractmethod
+    def sum_across_workers(self, value: tf.Tensor) -> tf.Tensor:
+        """SUM of a host tensor over workers, each worker counted once (outside a step)."""
+
+    def broadcast_variables(self, variables) -> None:
+        """Makes every worker start from the chief's values (Horovod); else a no-op."""
+
+    def aggregate_gradients(self, gradients):
+        """SUM of gradients over replicas, for an optimizer that does not sum itself."""
+        return gradients
+
+    @property
+    def optimizer_sums_gradients(self) -> bool:
+        """True where `optimizer.apply_gradients` in replica context all-reduces (SUM)."""
+        return False

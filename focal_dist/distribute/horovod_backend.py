@@ -1,14 +1,15 @@
-"""Horovod (`horovod.tensorflow`, Gloo or MPI) as a focal_dist backend.
+"""Horovod (`horovod.tensorflow`, Gloo or MPI) as a backend: one process, one replica.
 
-One process is one replica. `hvd.init()` runs when the backend is built, not on import,
-so that importing focal_dist never starts Horovod.
+`hvd.init()` runs when the backend is built, not on import, so that importing
+focal_dist never starts Horovod. With GPUs, each process is pinned to the GPU of its
+local rank.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from focal_dist.distribute.base import Backend
+from focal_dist.distribute.base import Backend, InputInfo
 
 
 class HorovodBackend(Backend):
@@ -18,6 +19,9 @@ class HorovodBackend(Backend):
         import horovod.tensorflow as hvd
 
         hvd.init()
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            tf.config.set_visible_devices(gpus[hvd.local_rank() % len(gpus)], "GPU")
         self._hvd = hvd
 
     @property
@@ -25,9 +29,41 @@ class HorovodBackend(Backend):
         return self._hvd.size()
 
     @property
-    def rank(self) -> int:
+    def worker_index(self) -> int:
         return self._hvd.rank()
 
-    def all_reduce_sum(self, value: tf.Tensor) -> tf.Tensor:
+    @property
+    def num_workers(self) -> int:
+        return self._hvd.size()
+
+    def distribute_dataset(self, dataset_fn, global_batch_size: int):
+        return dataset_fn(self.input_info(global_batch_size))
+
+    def run(self, fn, args=()):
+        return fn(*args)
+
+    def all_reduce_sum(self, value):
         # op=Sum: Horovod's default Average is only right for equal local batches.
         return self._hvd.allreduce(value, op=self._hvd.Sum)
+
+    def reduce_sum(self, per_replica_value):
+        return tf.nest.map_structure(self.all_reduce_sum, per_replica_value)
+
+    def local_results(self, per_replica_value):
+        return (per_replica_value,)
+
+    def sum_across_workers(self, value):
+        return self._hvd.allreduce(tf.convert_to_tensor(value), op=self._hvd.Sum)
+
+    def broadcast_variables(self, variables) -> None:
+        self._hvd.broadcast_variables(variables, root_rank=0)
+
+    def aggregate_gradients(self, gradients):
+        # One grouped all-reduce (SUM) for all gradients; IndexedSlices are densified.
+        dense = [tf.convert_to_tensor(g) if g is not None else None for g in gradients]
+        present = [g for g in dense if g is not None]
+        reduced = iter(self._hvd.grouped_allreduce(present, op=self._hvd.Sum))
+        return [next(reduced) if g is not None else None for g in dense]
+
+
+__all__ = ["HorovodBackend", "InputInfo"]

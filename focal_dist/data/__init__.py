@@ -1,0 +1,5 @@
+"""Input data: the embedded synthetic set and file readers, sharded per input pipeline."""
+
+from focal_dist.data.sources import SOURCES, DataError, list_files, make_dataset, source_from_path
+
+__all__ = ["SOURCES", "DataError", "list_files", "make_dataset", "source_from_path"]

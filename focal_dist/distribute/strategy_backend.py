@@ -1,0 +1,151 @@
+"""tf.distribute strategies (Default, Mirrored, MultiWorkerMirrored) as backends."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from focal_dist.distribute.base import Backend, InputInfo
+
+
+class StrategyBackend(Backend):
+    """A `tf.distribute.Strategy` behind the Backend interface.
+
+    Gradients are summed by `optimizer.apply_gradients` in replica context (Keras 3's TF
+    optimizer all-reduces with SUM), so `aggregate_gradients` leaves them alone.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, name: str):
+        self.strategy = strategy
+        self.name = name
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+    def scope(self):
+        return self.strategy.scope()
+
+    def distribute_dataset(self, dataset_fn, global_batch_size: int):
+        info = self.input_info(global_batch_size)
+
+        def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return dataset_fn(
+                InputInfo(
+                    pipeline_id=context.input_pipeline_id,
+                    num_pipelines=context.num_input_pipelines,
+                    per_replica_batch_size=info.per_replica_batch_size,
+                    replicas_per_pipeline=info.replicas_per_pipeline,
+                )
+            )
+
+        return self.strategy.distribute_datasets_from_function(pipeline)
+
+    def run(self, fn, args=()):
+        return self.strategy.run(fn, args=tuple(args))
+
+    def all_reduce_sum(self, value):
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            raise ValueError(f"all_reduce_sum needs a replica context ({self.name}.run)")
+        if context.num_replicas_in_sync == 1:
+            return value
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+    def reduce_sum(self, per_replica_value):
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_value, axis=None)
+
+    def local_results(self, per_replica_value):
+        return self.strategy.experimental_local_results(per_replica_value)
+
+    def sum_across_workers(self, value):
+        return value
+
+    @property
+    def optimizer_sums_gradients(self) -> bool:
+        return True
+
+
+def default_backend() -> StrategyBackend:
+    return StrategyBackend(tf.distribute.get_strategy(), "default")
+
+
+def mirrored_backend(num_cpu_devices: int | None = None) -> StrategyBackend:
+    """MirroredStrategy over local GPUs, or over `num_cpu_devices` logical CPU devices.
+
+    Splitting the CPU must happen before TensorFlow initialises its devices; when it
+    already has the requested number of logical CPUs (a test session), they are reused.
+    """
+    if num_cpu_devices:
+        cpus = tf.config.list_physical_devices("CPU")
+        try:
+            tf.config.set_logical_device_configuration(
+                cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_cpu_devices
+            )
+        except RuntimeError:
+            pass  # Already initialised; checked below.
+        logical = tf.config.list_logical_devices("CPU")
+        if len(logical) < num_cpu_devices:
+            raise ValueError(
+                f"num_cpu_devices={num_cpu_devices} but TensorFlow was initialised with "
+                f"{len(logical)} logical CPU devices; build the backend before running "
+                "any TensorFlow op"
+            )
+        devices = [device.name for device in logical[:num_cpu_devices]]
+        # Collective ops over logical CPUs: the default NCCL choice does not apply.
+        strategy = tf.distribute.MirroredStrategy(
+            devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
+    else:
+        strategy = tf.distribute.MirroredStrategy()
+    logging.info(
+        "mirrored: %d replicas %s", strategy.num_replicas_in_sync, strategy.extended.worker_devices
+    )
+    return StrategyBackend(strategy, "mirrored")
+
+
+class MultiWorkerBackend(StrategyBackend):
+    """MultiWorkerMirroredStrategy from `TF_CONFIG` (one process per worker)."""
+
+    def __init__(self, communication: str = "auto"):
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("distribution 'multiworker' needs TF_CONFIG (cluster and task)")
+        implementations = tf.distribute.experimental.CommunicationImplementation
+        if communication.upper() not in implementations.__members__:
+            raise ValueError(
+                f"communication must be one of auto, ring, nccl; got {communication!r}"
+            )
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=implementations[communication.upper()]
+        )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        super().__init__(strategy, "multiworker")
+        cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+        has_chief = bool(cluster.get("chief"))
+        self._num_workers = len(cluster.get("worker", [])) + int(has_chief)
+        task_type = strategy.cluster_resolver.task_type
+        task_id = strategy.cluster_resolver.task_id or 0
+        # A "chief" task is worker 0; "worker" ids follow it when a chief exists.
+        self._worker_index = 0 if task_type == "chief" else task_id + int(has_chief)
+
+    @property
+    def worker_index(self) -> int:
+        return self._worker_index
+
+    @property
+    def num_workers(self) -> int:
+        return self._num_workers
+
+    def sum_across_workers(self, value):
+        value = tf.convert_to_tensor(value)
+        calls = []
+
+        def local_value(context: tf.distribute.experimental.ValueContext):
+            # Each worker adds its host value once: on its first local replica.
+            calls.append(context.replica_id_in_sync_group)
+            return value if len(calls) == 1 else tf.zeros_like(value)
+
+        per_replica = self.strategy.experimental_distribute_values_from_function(local_value)
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
