@@ -190,8 +190,8 @@ def csv_dataset(
                     tf.debugging.Assert(
                         tf.reduce_all(is_number),
                         [
-                            f"CSV file {path!r}: column {header[selected[k]]!r} has non-numeric "
-                            "values:",
+                            # No quotes: TF escapes them in assert messages.
+                            f"CSV file {path}, column {header[selected[k]]}: non-numeric values",
                             tf.boolean_mask(column, tf.logical_not(is_number))[:5],
                         ],
                     )

@@ -32,10 +32,6 @@ class InputInfo:
     per_replica_batch_size: int
     replicas_per_pipeline: int = 1
 
-    @property
-    def per_pipeline_batch_size(self) -> int:
-        return self.per_replica_batch_size * self.replicas_per_pipeline
-
 
 class Backend(abc.ABC):
     """What the rest of focal_dist needs from a distribution backend."""
@@ -94,8 +90,13 @@ class Backend(abc.ABC):
     def distribute_dataset(
         self, dataset_fn: Callable[[InputInfo], tf.data.Dataset], global_batch_size: int
     ):
-        """An iterable of per-replica batches from `dataset_fn(InputInfo)`, which must
-        return this pipeline's shard batched by `per_pipeline_batch_size`."""
+        """An iterable of per-replica batches from `dataset_fn(InputInfo)`.
+
+        `dataset_fn` returns this pipeline's shard batched by `per_replica_batch_size`
+        (as tf.distribute's `distribute_datasets_from_function` requires); a pipeline
+        feeding several local replicas hands them consecutive batches, so one global
+        step takes `global_batch_size` consecutive examples per pipeline.
+        """
 
     @abc.abstractmethod
     def run(self, fn: Callable, args: Sequence = ()):

@@ -1,0 +1,169 @@
+"""The histogram and the global loss with real processes on 127.0.0.1.
+
+multiworker (two TF_CONFIG workers via launch/multiworker.py), `horovodrun -np 2` with
+Gloo, and `horovodrun --mpi -np 2`: every worker must report NumPy's counts for the
+10,007 known labels, exact int64 sums past 2^31, and the single-device sum(w*l)/N.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.distribute import fixtures
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+WORKER = Path(__file__).with_name("histogram_worker.py")
+
+
+@pytest.fixture(scope="module")
+def data_paths(tmp_path_factory):
+    return fixtures.write_files(tmp_path_factory.mktemp("histogram_data"))
+
+
+def _env():
+    return dict(
+        os.environ,
+        PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+        PYTHONPATH=str(ROOT),
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+
+
+def _run(command, timeout=300):
+    result = subprocess.run(
+        command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def _horovod_has_mpi() -> bool:
+    out = subprocess.run(
+        [str(BIN / "horovodrun"), "--check-build"], capture_output=True, text=True, env=_env()
+    ).stdout
+    return "[X] MPI" in out
+
+
+LAUNCHERS = {
+    "multiworker": lambda args: [
+        sys.executable,
+        str(ROOT / "launch" / "multiworker.py"),
+        "--num_workers=2",
+        "--",
+        sys.executable,
+        str(WORKER),
+        "--distribution=multiworker",
+        *args,
+    ],
+    "horovod_gloo": lambda args: [
+        str(BIN / "horovodrun"),
+        "-np",
+        "2",
+        "-H",
+        "localhost:2",
+        "--gloo",
+        sys.executable,
+        str(WORKER),
+        "--distribution=horovod",
+        *args,
+    ],
+    "horovod_mpi": lambda args: [
+        str(BIN / "horovodrun"),
+        "--mpi",
+        "-np",
+        "2",
+        "-H",
+        "localhost:2",
+        sys.executable,
+        str(WORKER),
+        "--distribution=horovod",
+        *args,
+    ],
+}
+
+
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_two_workers_count_every_example_once_and_share_one_global_mean(
+    launcher, data_paths, tmp_path
+):
+    if launcher == "horovod_mpi" and not _horovod_has_mpi():
+        # Only without OpenMPI (set-up without root), which `make setup` reports.
+        pytest.skip("Horovod was built without MPI (no OpenMPI at set-up)")
+    out = tmp_path / "out"
+    _run(LAUNCHERS[launcher]([f"--paths={json.dumps(data_paths)}", f"--out={out}"]))
+    reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    single_device_loss = (
+        sum(
+            float((loss.astype(np.float64) * w).sum())
+            for loss, w in zip(fixtures.LOCAL_LOSSES, fixtures.LOCAL_WEIGHTS, strict=True)
+        )
+        / 10
+    )
+    for rank, report in enumerate(reports):
+        assert report["rank"] == rank
+        assert report["num_workers"] == 2
+        for mode in ("binary", "multi_label", "sparse"):
+            assert report[mode]["counts"] == fixtures.expected_counts(mode), (rank, mode)
+            assert report[mode]["n"] == fixtures.NUM_EXAMPLES
+        assert report["unsharded_dataset"]["counts"] == fixtures.expected_counts("sparse")
+        assert report["unsharded_dataset"]["n"] == fixtures.NUM_EXAMPLES
+        assert report["large_counts"] == [2 * c for c in fixtures.LARGE_COUNTS]
+        np.testing.assert_allclose(report["global_loss"], single_device_loss, rtol=1e-6)
+
+
+@pytest.mark.parametrize("launcher", ["default", "horovod_gloo", "multiworker"])
+def test_histogram_cli_writes_counts_and_weights_json_from_the_chief(
+    launcher, data_paths, tmp_path
+):
+    output = tmp_path / "weights.json"
+    cli = [
+        "-m",
+        "focal_dist.histogram",
+        f"--data={data_paths['sparse']}",
+        f"--num_classes={fixtures.NUM_SPARSE}",
+        "--label_mode=sparse",
+        f"--output={output}",
+        "--scheme=effective_number",
+    ]
+    if launcher == "default":
+        command = [sys.executable, *cli]
+    elif launcher == "multiworker":
+        command = [
+            sys.executable,
+            str(ROOT / "launch" / "multiworker.py"),
+            "--num_workers=2",
+            "--",
+            sys.executable,
+            *cli,
+            "--distribution=multiworker",
+        ]
+    else:
+        command = [
+            str(BIN / "horovodrun"),
+            "-np",
+            "2",
+            "-H",
+            "localhost:2",
+            "--gloo",
+            sys.executable,
+            *cli,
+            "--distribution=horovod",
+        ]
+    result = _run(command)
+    report = json.loads(output.read_text())
+    counts = fixtures.expected_counts("sparse")
+    assert report["counts"] == counts
+    assert report["num_examples"] == fixtures.NUM_EXAMPLES
+    n = np.array(counts, np.float64)
+    balanced = n.sum() / (len(n) * n)
+    np.testing.assert_allclose(report["class_weights"]["balanced"], balanced, rtol=1e-12)
+    assert "weights: effective_number" in result.stdout
+    assert result.stdout.count("weights: effective_number") == 1  # the chief prints alone
