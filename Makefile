@@ -63,13 +63,8 @@ check-setup:
 	@$(BIN)/python launch/check_setup.py
 
 run: setup
-	@if [ -f focal_dist/train.py ]; then \
-		$(BIN)/python -m focal_dist.train --config=configs/default.py --workdir=$(WORKDIR); \
-	else \
-		echo "make run: the training loop (focal_dist.train) is not built yet; the losses" \
-			"are ready: see README.md. Running the loss benchmark instead."; \
-		$(BIN)/python bench/loss_throughput.py --sizes=16,20 --repeats=6; \
-	fi
+	$(BIN)/python -m focal_dist.train --config=configs/default.py --workdir=$(WORKDIR) $(ARGS)
+	@echo "TensorBoard: $(BIN)/tensorboard --logdir=$(WORKDIR)/tensorboard"
 
 lint: setup
 	$(BIN)/ruff check .

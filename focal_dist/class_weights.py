@@ -78,13 +78,19 @@ def _check_label_mode(label_mode: str, num_classes) -> int:
     return int(num_classes)
 
 
-def _assert_all(condition, message: str, bad_values):
-    """InvalidArgumentError with up to 10 offending values when `condition` fails."""
-    return tf.debugging.Assert(tf.reduce_all(condition), [message, bad_values[:10]], summarize=10)
+def _check_labels(is_valid, message: str, values):
+    """InvalidArgumentError naming up to 10 values where `is_valid` is False.
 
+    The offending values are gathered only in the failing branch, so a valid batch
+    costs one reduction, not a boolean_mask.
+    """
 
-def _invalid(values, is_valid):
-    return tf.boolean_mask(values, tf.logical_not(is_valid))
+    def fail():
+        bad = tf.boolean_mask(values, tf.logical_not(is_valid))[:10]
+        with tf.control_dependencies([tf.debugging.Assert(False, [message, bad], summarize=10)]):
+            return tf.constant(False)
+
+    return tf.cond(tf.reduce_all(is_valid), lambda: tf.constant(True), fail)
 
 
 def _batch_counter(label_mode: str, num_classes: int) -> Callable:
@@ -99,7 +105,7 @@ def _batch_counter(label_mode: str, num_classes: int) -> Callable:
         labels = tf.reshape(labels, [-1])
         is_valid = tf.logical_or(tf.equal(labels, 0), tf.equal(labels, 1))
         with tf.control_dependencies(
-            [_assert_all(is_valid, "binary labels must be 0 or 1, got", _invalid(labels, is_valid))]
+            [_check_labels(is_valid, "binary labels must be 0 or 1, got", labels)]
         ):
             positives = tf.reduce_sum(tf.cast(tf.equal(labels, 1), tf.int64))
         examples = tf.size(labels, out_type=tf.int64)
@@ -108,18 +114,14 @@ def _batch_counter(label_mode: str, num_classes: int) -> Callable:
     def multi_hot(labels, one_per_row: bool):
         labels = tf.reshape(labels, [-1, num_classes])
         is_valid = tf.logical_or(tf.equal(labels, 0), tf.equal(labels, 1))
-        checks = [
-            _assert_all(
-                is_valid, f"{label_mode} labels must be 0 or 1, got", _invalid(labels, is_valid)
-            )
-        ]
+        checks = [_check_labels(is_valid, f"{label_mode} labels must be 0 or 1, got", labels)]
         counts_per_row = tf.reduce_sum(tf.cast(tf.equal(labels, 1), tf.int64), axis=1)
         if one_per_row:
             checks.append(
-                _assert_all(
+                _check_labels(
                     tf.equal(counts_per_row, 1),
                     "categorical labels must be one-hot (one 1 per row); rows with",
-                    tf.boolean_mask(counts_per_row, tf.not_equal(counts_per_row, 1)),
+                    counts_per_row,
                 )
             )
         with tf.control_dependencies(checks):
@@ -129,18 +131,12 @@ def _batch_counter(label_mode: str, num_classes: int) -> Callable:
     def sparse(labels):
         if labels.dtype.is_floating:
             is_integer = tf.equal(labels, tf.round(labels))
-            check = _assert_all(
-                is_integer, "sparse labels must be integers, got", _invalid(labels, is_integer)
-            )
+            check = _check_labels(is_integer, "sparse labels must be integers, got", labels)
             with tf.control_dependencies([check]):
                 labels = tf.cast(labels, tf.int64)
         labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
         is_valid = tf.logical_and(labels >= 0, labels < num_classes)
-        check = _assert_all(
-            is_valid,
-            f"sparse labels must be in [0, {num_classes}), got",
-            _invalid(labels, is_valid),
-        )
+        check = _check_labels(is_valid, f"sparse labels must be in [0, {num_classes}), got", labels)
         with tf.control_dependencies([check]):
             counts = tf.math.bincount(
                 tf.cast(labels, tf.int32),

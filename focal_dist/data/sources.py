@@ -120,14 +120,11 @@ def tfrecord_dataset(
     if not labels_only:
         spec[feature_key] = tf.io.FixedLenFeature([kinds[feature_key][1]], tf.float32)
     own_files, shard_records = _shard_files(files, info)
-    dataset = tf.data.Dataset.from_tensor_slices(own_files)
     if shuffle_files:
-        dataset = dataset.shuffle(len(own_files), seed=seed)
-    dataset = dataset.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(4, len(own_files)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+        own_files = [own_files[i] for i in np.random.default_rng(seed).permutation(len(own_files))]
+    # A plain TFRecordDataset: an interleave over one file reads 4x slower here.
+    dataset = tf.data.TFRecordDataset(
+        own_files, num_parallel_reads=min(4, len(own_files)) if len(own_files) > 1 else None
     )
     if shard_records:
         dataset = dataset.shard(info.num_pipelines, info.pipeline_id)

@@ -111,6 +111,10 @@ class Backend(abc.ABC):
     def reduce_sum(self, per_replica_value):
         """SUM of a per-replica result of `run` over all replicas, on the host."""
 
+    def local_results(self, per_replica_value) -> tuple:
+        """The values of a per-replica result on this worker's replicas."""
+        return (per_replica_value,)
+
     @abc.abstractmethod
     def sum_across_workers(self, value: tf.Tensor) -> tf.Tensor:
         """SUM of a host tensor over workers, each worker counted once (outside a step)."""
@@ -121,6 +125,11 @@ class Backend(abc.ABC):
     def aggregate_gradients(self, gradients):
         """SUM of gradients over replicas, for an optimizer that does not sum itself."""
         return gradients
+
+    @property
+    def checkpoint_on_every_worker(self) -> bool:
+        """True where saving is collective, so non-chief workers save to scratch too."""
+        return False
 
     @property
     def optimizer_sums_gradients(self) -> bool:

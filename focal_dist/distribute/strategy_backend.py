@@ -135,6 +135,10 @@ class MultiWorkerBackend(StrategyBackend):
         return self._worker_index
 
     @property
+    def checkpoint_on_every_worker(self) -> bool:
+        return True
+
+    @property
     def num_workers(self) -> int:
         return self._num_workers
 

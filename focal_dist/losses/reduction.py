@@ -88,7 +88,9 @@ def compute_global_loss(
     Args:
       per_example_loss: losses l_i, shape [B] or [B, ...].
       sample_weight: w_i, broadcastable to per_example_loss ([B] is expanded); 1 if None.
-      global_batch_size: G as a positive number, or None to count it.
+      global_batch_size: G as a positive number, or None to count it. A scalar tensor is
+        taken as G too (the trainer all-reduces the count before the forward pass, so
+        that the XLA-compiled model and loss contain no collective).
       mask: m_i, booleans or 0/1 of per_example_loss's shape; examples with m_i = 0 add
         nothing and are not counted. Defaults to the Keras mask that
         `SparseCategoricalFocalCrossentropy(ignore_class=...)` attaches, if any.
@@ -98,7 +100,7 @@ def compute_global_loss(
     Returns:
       A scalar in float32 (float64 for float64 losses).
     """
-    if global_batch_size is not None and (
+    if (global_batch_size is not None and not isinstance(global_batch_size, tf.Tensor)) and (
         isinstance(global_batch_size, bool)
         or not isinstance(global_batch_size, numbers.Real)
         or global_batch_size <= 0
@@ -121,7 +123,8 @@ def compute_global_loss(
         local_count = tf.cast(tf.size(loss), loss.dtype)
     local_sum = tf.reduce_sum(loss)
     if global_batch_size is not None:
-        return local_sum / tf.cast(global_batch_size, loss.dtype)
+        # divide_no_nan: a count tensor of 0 (every example masked out) gives 0.
+        return tf.math.divide_no_nan(local_sum, tf.cast(global_batch_size, loss.dtype))
     global_count = _all_reduce_sum(local_count, backend)
     return tf.math.divide_no_nan(local_sum, global_count)
 

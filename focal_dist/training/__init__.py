@@ -1,0 +1,1 @@
+"""The training loop (trainer), the task (data, model, loss), metrics and summaries."""

@@ -1,0 +1,203 @@
+"""What is trained: data, model and loss for an imbalanced classification task.
+
+The task never knows how it is distributed: it builds datasets from an `InputInfo`
+and a model and a per-example loss; the trainer does the rest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from focal_dist import class_weights as class_weights_lib
+from focal_dist import losses
+from focal_dist.data import pipeline, sources
+from focal_dist.data.synthetic import SyntheticTask, synthetic_dataset
+from focal_dist.distribute import Backend, InputInfo
+from focal_dist.training.model import build_mlp
+
+LOSSES = ("focal", "bce", "ce")
+
+
+class ClassificationTask:
+    """Binary, multi-label or multi-class classification from the config."""
+
+    def __init__(self, config):
+        self.config = config
+        task = config.task.name
+        if task not in ("binary", "multi_label", "multiclass"):
+            raise ValueError(f"task.name must be binary, multi_label or multiclass; got {task!r}")
+        if config.loss.name not in LOSSES:
+            raise ValueError(
+                f"loss.name must be one of {', '.join(LOSSES)}; got {config.loss.name!r}"
+            )
+        self.name = task
+        self.num_outputs = 1 if task == "binary" else config.task.num_classes
+        self.label_mode = {"binary": "binary", "multi_label": "multi_label"}.get(task, "sparse")
+        self.class_weight = None
+        self.histogram = None
+        data = config.data
+        if data.source == "synthetic":
+            self._synthetic = SyntheticTask(
+                task=task,
+                num_features=data.num_features,
+                num_classes=self.num_outputs,
+                positive_rate=data.synthetic.positive_rate,
+                label_noise=data.synthetic.label_noise,
+                hard_fraction=data.synthetic.hard_fraction,
+                seed=data.synthetic.seed,
+            )
+        elif data.source in sources.SOURCES:
+            if not data.path:
+                raise ValueError(f"data.path is required for data.source={data.source!r}")
+            self._synthetic = None
+        else:
+            raise ValueError(
+                f"data.source must be synthetic, {', '.join(sources.SOURCES)}; got {data.source!r}"
+            )
+
+    # --- data -------------------------------------------------------------------------
+    def _labels_for_task(self, features, labels):
+        if self.name == "binary":
+            labels = tf.reshape(tf.cast(labels, tf.float32), [-1, 1])
+        elif self.name == "multi_label":
+            labels = tf.cast(labels, tf.float32)
+        else:
+            labels = tf.cast(labels, tf.int64)
+        return tf.cast(features, tf.float32), labels
+
+    def _file_examples(self, path: str, info: InputInfo) -> tf.data.Dataset:
+        data = self.config.data
+        batches = sources.make_dataset(
+            data.source,
+            path,
+            info,
+            label_column=data.label_column,
+            feature_column=data.feature_column,
+            batch_size=4096,
+        )
+        return batches.unbatch()
+
+    def train_dataset(self, info: InputInfo, skip_global_batches: int = 0) -> tf.data.Dataset:
+        config = self.config
+        if self._synthetic is not None:
+            examples = synthetic_dataset(self._synthetic, config.data.synthetic.num_train).cache()
+            return pipeline.split_global_batches(
+                examples,
+                info,
+                global_batch_size=config.train.global_batch_size,
+                shuffle_buffer=config.data.shuffle_buffer,
+                seed=config.train.seed,
+                skip_global_batches=skip_global_batches,
+            ).map(self._labels_for_task)
+        # Files: each pipeline reads its own files or records (no N-fold I/O); resuming
+        # skips this pipeline's share of the batches already seen.
+        examples = self._file_examples(config.data.path, info)
+        batches = pipeline.shard_then_batch(
+            examples, info, shuffle_buffer=config.data.shuffle_buffer, seed=config.train.seed
+        )
+        return batches.skip(skip_global_batches * info.replicas_per_pipeline).map(
+            self._labels_for_task
+        )
+
+    def eval_dataset(self, info: InputInfo) -> tf.data.Dataset:
+        config = self.config
+        if self._synthetic is not None:
+            examples = synthetic_dataset(
+                self._synthetic,
+                config.data.synthetic.num_eval,
+                offset=config.data.synthetic.num_train,
+            )
+        else:
+            path = config.data.eval_path or config.data.path
+            # Every worker reads the whole eval set and keeps its slices of each global
+            # batch: each example counted once, the same number of steps everywhere.
+            examples = self._file_examples(path, InputInfo(0, 1, info.per_replica_batch_size))
+        return pipeline.split_global_batches(
+            examples, info, global_batch_size=config.train.global_batch_size, repeat=False
+        ).map(self._labels_for_task)
+
+    def histogram_dataset(self, info: InputInfo) -> tf.data.Dataset:
+        """The training labels, this pipeline's share, for the class-weight histogram."""
+        if self._synthetic is not None:
+            n = self.config.data.synthetic.num_train
+            ids = tf.data.Dataset.range(n).shard(info.num_pipelines, info.pipeline_id)
+            return ids.batch(4096).map(lambda i: self._synthetic.examples(i)[1])
+        return sources.make_dataset(
+            self.config.data.source,
+            self.config.data.path,
+            info,
+            label_column=self.config.data.label_column,
+            labels_only=True,
+            batch_size=4096,
+        )
+
+    # --- class weights ----------------------------------------------------------------
+    def fit_class_weights(self, backend: Backend) -> None:
+        """Counts the training labels over all workers and sets the loss's class weights."""
+        scheme = self.config.loss.class_weights
+        if scheme == "none":
+            return
+        scheme = "balanced" if scheme == "auto" else scheme
+        if scheme not in class_weights_lib.SCHEMES:
+            raise ValueError(
+                f"loss.class_weights must be none, auto or one of "
+                f"{', '.join(class_weights_lib.SCHEMES)}; got {self.config.loss.class_weights!r}"
+            )
+        self.histogram = class_weights_lib.label_histogram(
+            self.histogram_dataset,
+            num_classes=self.num_outputs,
+            label_mode=self.label_mode,
+            backend=backend,
+            label_fn=lambda labels: labels,
+        )
+        self.class_weight = class_weights_lib.class_weights(
+            self.histogram, scheme, beta=self.config.loss.beta, min_count=1
+        )
+        logging.info(
+            "label histogram %s -> %s weights %s",
+            self.histogram.counts.tolist(),
+            scheme,
+            np.round(self.class_weight, 4).tolist(),
+        )
+
+    # --- model and loss ---------------------------------------------------------------
+    def build_model(self):
+        data = self.config.data
+        return build_mlp(
+            data.num_features,
+            tuple(self.config.model.hidden_units),
+            self.num_outputs,
+            seed=self.config.train.seed,
+        )
+
+    def per_example_loss(self, labels, logits):
+        loss = self.config.loss
+        focal = loss.name == "focal"
+        gamma = loss.gamma if focal else 0.0
+        if self.name == "multiclass":
+            return losses.sparse_categorical_focal_crossentropy(
+                labels,
+                logits,
+                gamma=gamma,
+                alpha=loss.alpha if focal else 1.0,
+                from_logits=True,
+                class_weight=self.class_weight,
+            )
+        return losses.binary_focal_crossentropy(
+            labels,
+            logits,
+            gamma=gamma,
+            alpha=loss.alpha,
+            apply_class_balancing=focal and loss.apply_class_balancing,
+            from_logits=True,
+            label_smoothing=loss.label_smoothing,
+            class_weight=self.class_weight,
+        )
+
+    def probabilities_and_targets(self, labels, logits):
+        """[B, C] probabilities and 0/1 targets for the metrics (one-vs-rest if multiclass)."""
+        if self.name == "multiclass":
+            return tf.nn.softmax(logits), tf.one_hot(labels, self.num_outputs)
+        return tf.sigmoid(logits), labels
