@@ -133,5 +133,6 @@ class Backend(abc.ABC):
 
     @property
     def optimizer_sums_gradients(self) -> bool:
-        """True where `optimizer.apply_gradients` in replica context all-reduces (SUM)."""
+        """True where Keras's `optimizer.apply_gradients` in a replica context would
+        all-reduce (SUM) the gradients a second time."""
         return False

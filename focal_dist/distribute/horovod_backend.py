@@ -56,7 +56,9 @@ class HorovodBackend(Backend):
         return self._hvd.allreduce(tf.convert_to_tensor(value), op=self._hvd.Sum)
 
     def broadcast_variables(self, variables) -> None:
-        self._hvd.broadcast_variables(variables, root_rank=0)
+        # Keras 3 variables wrap a tf.Variable (`.value`); Horovod assigns to the latter.
+        unwrapped = [v if isinstance(v, tf.Variable) else v.value for v in variables]
+        self._hvd.broadcast_variables(unwrapped, root_rank=0)
 
     def aggregate_gradients(self, gradients):
         # One grouped all-reduce (SUM) for all gradients; IndexedSlices are densified.

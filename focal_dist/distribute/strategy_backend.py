@@ -13,8 +13,9 @@ from focal_dist.distribute.base import Backend, InputInfo
 class StrategyBackend(Backend):
     """A `tf.distribute.Strategy` behind the Backend interface.
 
-    Gradients are summed by `optimizer.apply_gradients` in replica context (Keras 3's TF
-    optimizer all-reduces with SUM), so `aggregate_gradients` leaves them alone.
+    `aggregate_gradients` SUM-all-reduces in the replica context; Keras 3's TF optimizer
+    would all-reduce again inside `apply_gradients` (`optimizer_sums_gradients`), which
+    the trainer turns off.
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, name: str):
@@ -54,8 +55,21 @@ class StrategyBackend(Backend):
             return value
         return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
+    def aggregate_gradients(self, gradients):
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return gradients
+        present = [g for g in gradients if g is not None]
+        reduced = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+        return [next(reduced) if g is not None else None for g in gradients]
+
     def reduce_sum(self, per_replica_value):
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_value, axis=None)
+        # One reduce per tensor: MultiWorkerMirrored packs a nested structure into one
+        # tensor and fails on members of different ranks.
+        return tf.nest.map_structure(
+            lambda value: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None),
+            per_replica_value,
+        )
 
     def local_results(self, per_replica_value):
         return self.strategy.experimental_local_results(per_replica_value)

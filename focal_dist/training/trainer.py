@@ -147,21 +147,27 @@ class Trainer:
         probabilities, targets = self.task.probabilities_and_targets(labels, logits)
         positives, negatives = metrics_lib.bucket_counts(probabilities, targets)
         count = tf.cast(tf.shape(labels)[0], tf.float32)
-        return positives, negatives, tf.reduce_sum(per_example), count
+        # One flat vector, so one collective per eval step (several concurrent Horovod
+        # all-reduces in one graph were seen to stall on 2 cores).
+        return tf.concat(
+            [
+                tf.reshape(positives, [-1]),
+                tf.reshape(negatives, [-1]),
+                [tf.reduce_sum(per_example), count],
+            ],
+            axis=0,
+        )
 
     # --- evaluation -----------------------------------------------------------------
     def evaluate(self) -> tuple[dict, np.ndarray, np.ndarray]:
         dataset = self.backend.distribute_dataset(
             self.task.eval_dataset, self.config.train.global_batch_size
         )
-        positives = negatives = None
-        loss_sum = count = 0.0
+        totals = np.zeros(2 * self.task.num_outputs * metrics_lib.NUM_BUCKETS + 2)
         for batch in dataset:
-            pos, neg, batch_loss, batch_count = (t.numpy() for t in self._eval_step(batch))
-            positives = pos.astype(np.float64) if positives is None else positives + pos
-            negatives = neg.astype(np.float64) if negatives is None else negatives + neg
-            loss_sum += float(batch_loss)
-            count += float(batch_count)
+            totals += self._eval_step(batch).numpy()
+        positives, negatives = totals[:-2].reshape(2, self.task.num_outputs, -1)
+        loss_sum, count = totals[-2:]
         metrics = metrics_lib.summarize(positives, negatives)
         metrics["loss"] = loss_sum / max(count, 1.0)
         metrics["num_examples"] = count

@@ -1,0 +1,60 @@
+"""The test the project stands on: every backend trains exactly like one device.
+
+One config, 20 SGD steps with global batch 64 over 1,250 examples (19 full batches
+and a short last one of 34), trained under default, mirrored (4 logical CPUs),
+multiworker (2 TF_CONFIG processes) and horovod (horovodrun -np 2): per-step losses
+and final weights equal to 1e-5 relative.
+"""
+
+import numpy as np
+import pytest
+
+from tests.training import runs
+
+pytestmark = pytest.mark.slow
+
+EQUIVALENCE_CONFIG = {
+    "train.steps": 20,
+    "train.global_batch_size": 64,
+    "train.steps_per_loop": 5,
+    "train.eval_every": 0,
+    "train.checkpoint_every": 10,
+    "train.deterministic": True,
+    "data.num_features": 8,
+    "data.shuffle_buffer": 1250,
+    "data.synthetic.num_train": 1250,
+    "data.synthetic.num_eval": 300,
+    "data.synthetic.positive_rate": 0.1,
+    "model.hidden_units": "(16,)",
+    "optimizer.name": "sgd",
+    "optimizer.learning_rate": 0.5,
+    "optimizer.warmup_steps": 0,
+    "optimizer.decay": "constant",
+    "loss.class_weights": "auto",
+}
+
+
+@pytest.fixture(scope="module")
+def single_device(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("default")
+    runs.run(runs.train_command("default", workdir, EQUIVALENCE_CONFIG))
+    return runs.summary(workdir), runs.final_weights(workdir)
+
+
+@pytest.mark.parametrize("distribution", ["mirrored", "multiworker", "horovod"])
+def test_distributed_training_matches_single_device_with_a_short_last_batch(
+    distribution, single_device, tmp_path
+):
+    reference_summary, reference_weights = single_device
+    runs.run(runs.train_command(distribution, tmp_path, EQUIVALENCE_CONFIG))
+    summary = runs.summary(tmp_path)
+    assert summary["num_replicas"] == {"mirrored": 4, "multiworker": 2, "horovod": 2}[distribution]
+    assert len(summary["train_losses"]) == 20
+    # The short last batch is step 20: its loss is a mean over 34 examples, not 64.
+    np.testing.assert_allclose(
+        summary["train_losses"], reference_summary["train_losses"], rtol=1e-5
+    )
+    for ours, reference in zip(runs.final_weights(tmp_path), reference_weights, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-7)
+    # The training changed the model: the comparison is not between two initialisations.
+    assert reference_summary["train_losses"][-1] < reference_summary["train_losses"][0]

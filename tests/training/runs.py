@@ -1,0 +1,73 @@
+"""Starting real training runs (CLI, launchers) for the tests, and reading them back."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def env(**extra) -> dict:
+    return dict(
+        os.environ,
+        PATH=f"{BIN}:{os.environ.get('PATH', '')}",
+        PYTHONPATH=str(ROOT),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        **extra,
+    )
+
+
+def train_command(distribution: str, workdir, overrides: dict, config="configs/default.py"):
+    flags = [f"--config={ROOT / config}", f"--workdir={workdir}"]
+    flags += [f"--config.{key}={value}" for key, value in overrides.items()]
+    module = [sys.executable, "-m", "focal_dist.train", *flags]
+    if distribution == "default":
+        return module
+    if distribution == "mirrored":
+        return [*module, "--distribution=mirrored", "--num_cpu_devices=4"]
+    if distribution == "multiworker":
+        return [
+            sys.executable,
+            str(ROOT / "launch" / "multiworker.py"),
+            "--num_workers=2",
+            "--",
+            *module,
+            "--distribution=multiworker",
+        ]
+    if distribution == "horovod":
+        return [
+            str(BIN / "horovodrun"),
+            "-np",
+            "2",
+            "-H",
+            "localhost:2",
+            "--gloo",
+            *module,
+            "--distribution=horovod",
+        ]
+    raise ValueError(distribution)
+
+
+def run(command, timeout=600, check=True):
+    result = subprocess.run(
+        command, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"{' '.join(map(str, command))}\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
+        )
+    return result
+
+
+def summary(workdir) -> dict:
+    return json.loads((Path(workdir) / "summary.json").read_text())
+
+
+def final_weights(workdir):
+    import keras
+
+    model = keras.models.load_model(Path(workdir) / "export" / "model.keras", compile=False)
+    return model.get_weights()
