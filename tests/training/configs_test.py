@@ -1,0 +1,105 @@
+"""Every shipped config trains: synthetic multi-label and multiclass, files (TFRecord,
+CSV, Parquet), and XLA with mixed precision."""
+
+import math
+
+import pytest
+
+from tests.distribute import fixtures
+from tests.training import runs
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "train.steps": 30,
+    "train.global_batch_size": 64,
+    "train.steps_per_loop": 10,
+    "train.eval_every": 0,
+    "data.num_features": 8,
+    "data.synthetic.num_train": 2048,
+    "data.synthetic.num_eval": 1024,
+    "model.hidden_units": "(16,)",
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return fixtures.write_files(tmp_path_factory.mktemp("train_files"))
+
+
+def _train(tmp_path, config, overrides, distribution="default"):
+    runs.run(runs.train_command(distribution, tmp_path, {**TINY, **overrides}, config=config))
+    return runs.summary(tmp_path)
+
+
+def test_multilabel_config_reports_per_class_metrics(tmp_path):
+    summary = _train(tmp_path, "configs/multilabel.py", {})
+    for c in range(5):
+        assert f"pr_auc/class_{c}" in summary["eval"]
+    assert math.isfinite(summary["eval"]["roc_auc"])
+
+
+def test_multiclass_config_trains_with_sparse_focal_loss(tmp_path):
+    summary = _train(tmp_path, "configs/multiclass.py", {"loss.class_weights": "inverse_sqrt"})
+    assert summary["train_losses"][-1] < summary["train_losses"][0]
+    assert "pr_auc/class_5" in summary["eval"]
+
+
+def test_tfrecord_training_with_auto_class_weights(tmp_path, files):
+    summary = _train(
+        tmp_path,
+        "configs/default.py",
+        {"data.source": "tfrecord", "data.path": files["binary"], "data.num_features": 3},
+    )
+    assert summary["eval"]["num_examples"] == fixtures.NUM_EXAMPLES
+    assert summary["eval"]["positive_rate"] == pytest.approx(
+        fixtures.expected_counts("binary")[1] / fixtures.NUM_EXAMPLES
+    )
+
+
+def test_csv_multilabel_training(tmp_path, files):
+    summary = _train(
+        tmp_path,
+        "configs/csv.py",
+        {
+            "task.name": "multi_label",
+            "task.num_classes": 5,
+            "data.path": files["multi_label"],
+            "data.label_column": "y0,y1,y2,y3,y4",
+            "data.num_features": 3,
+        },
+    )
+    assert summary["eval"]["num_examples"] == fixtures.NUM_EXAMPLES
+
+
+def test_parquet_multiclass_training_under_horovod(tmp_path, files):
+    summary = _train(
+        tmp_path,
+        "configs/parquet.py",
+        {
+            "task.name": "multiclass",
+            "task.num_classes": 7,
+            "loss.alpha": 1.0,
+            "data.path": files["sparse"],
+            "data.num_features": 2,
+        },
+        distribution="horovod",
+    )
+    assert summary["num_replicas"] == 2
+    assert summary["eval"]["num_examples"] == fixtures.NUM_EXAMPLES
+
+
+def test_xla_and_mixed_precision_follow_the_float32_run(tmp_path):
+    import keras
+
+    plain = _train(tmp_path / "plain", "configs/default.py", {})
+    fast = _train(
+        tmp_path / "fast",
+        "configs/default.py",
+        {"train.jit_compile": True, "train.mixed_precision": True},
+    )
+    assert all(math.isfinite(v) for v in fast["train_losses"])
+    # float16 matmuls: the same trajectory to about 1e-2.
+    assert fast["train_losses"] == pytest.approx(plain["train_losses"], rel=2e-2)
+    model = keras.models.load_model(tmp_path / "fast" / "export" / "model.keras", compile=False)
+    assert model.get_layer("hidden_0").dtype_policy.name == "mixed_float16"
