@@ -58,8 +58,11 @@ def ours(backend, steps_per_loop: int, jit: bool) -> float:
     task = ClassificationTask(config)
     trainer = Trainer(config, task, backend, tempfile.mkdtemp())
     trainer._build_functions()
-    iterator = iter(backend.distribute_dataset(
-        lambda info: task.train_dataset(info), config.train.global_batch_size))
+    iterator = iter(
+        backend.distribute_dataset(
+            lambda info: task.train_dataset(info), config.train.global_batch_size
+        )
+    )
     epoch_steps = FLAGS.num_train // FLAGS.global_batch_size + 1
     warmup = max(steps_per_loop, epoch_steps + 10)  # fills the cache, traces, compiles
     done = 0
@@ -77,13 +80,19 @@ def keras_fit(strategy) -> float:
     config = _config(1, False)
     task = ClassificationTask(config)
     features, labels = [], []
-    for x, y in task.train_dataset(get_backend("default").input_info(
-            FLAGS.global_batch_size)).take(FLAGS.num_train // FLAGS.global_batch_size):
+    for x, y in task.train_dataset(get_backend("default").input_info(FLAGS.global_batch_size)).take(
+        FLAGS.num_train // FLAGS.global_batch_size
+    ):
         features.append(x.numpy())
         labels.append(y.numpy())
     x, y = np.concatenate(features), np.concatenate(labels)
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(
-        FLAGS.global_batch_size, drop_remainder=True).cache().repeat().prefetch(tf.data.AUTOTUNE)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .batch(FLAGS.global_batch_size, drop_remainder=True)
+        .cache()
+        .repeat()
+        .prefetch(tf.data.AUTOTUNE)
+    )
     with strategy.scope():
         model = task.build_model()
         model.compile(
@@ -114,9 +123,12 @@ def main(argv):
         plain = ours(backend, 1, False)
         fused = ours(backend, 50, True)
         rows.append((name, fit, plain, fused))
-        print(f"{name:<12} model.fit {fit:>9.0f} ex/s | ours {plain:>9.0f} ex/s "
-              f"({plain / fit:.2f}x) | ours steps_per_loop=50+XLA {fused:>9.0f} ex/s "
-              f"({fused / fit:.2f}x)", flush=True)
+        print(
+            f"{name:<12} model.fit {fit:>9.0f} ex/s | ours {plain:>9.0f} ex/s "
+            f"({plain / fit:.2f}x) | ours steps_per_loop=50+XLA {fused:>9.0f} ex/s "
+            f"({fused / fit:.2f}x)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
