@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.distribute import fixtures
+from tests.training import runs
 
 pytestmark = pytest.mark.slow
 
@@ -52,45 +53,10 @@ def _horovod_has_mpi() -> bool:
     return "[X] MPI" in out
 
 
-LAUNCHERS = {
-    "multiworker": lambda args: [
-        sys.executable,
-        str(ROOT / "launch" / "multiworker.py"),
-        "--num_workers=2",
-        "--",
-        sys.executable,
-        str(WORKER),
-        "--distribution=multiworker",
-        *args,
-    ],
-    "horovod_gloo": lambda args: [
-        str(BIN / "horovodrun"),
-        "-np",
-        "2",
-        "-H",
-        "localhost:2",
-        "--gloo",
-        sys.executable,
-        str(WORKER),
-        "--distribution=horovod",
-        *args,
-    ],
-    "horovod_mpi": lambda args: [
-        str(BIN / "horovodrun"),
-        "--mpi",
-        "-np",
-        "2",
-        "-H",
-        "localhost:2",
-        sys.executable,
-        str(WORKER),
-        "--distribution=horovod",
-        *args,
-    ],
-}
+LAUNCHERS = ["multiworker", "horovod_gloo", "horovod_mpi"]
 
 
-@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+@pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_two_workers_count_every_example_once_and_share_one_global_mean(
     launcher, data_paths, tmp_path
 ):
@@ -98,7 +64,8 @@ def test_two_workers_count_every_example_once_and_share_one_global_mean(
         # Only without OpenMPI (set-up without root), which `make setup` reports.
         pytest.skip("Horovod was built without MPI (no OpenMPI at set-up)")
     out = tmp_path / "out"
-    _run(LAUNCHERS[launcher]([f"--paths={json.dumps(data_paths)}", f"--out={out}"]))
+    worker = [str(WORKER), f"--paths={json.dumps(data_paths)}", f"--out={out}"]
+    _run(runs.distributed_command(launcher, worker))
     reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     single_device_loss = (
         sum(
@@ -133,30 +100,7 @@ def test_histogram_cli_writes_counts_and_weights_json_from_the_chief(
         f"--output={output}",
         "--scheme=effective_number",
     ]
-    if launcher == "default":
-        command = [sys.executable, *cli]
-    elif launcher == "multiworker":
-        command = [
-            sys.executable,
-            str(ROOT / "launch" / "multiworker.py"),
-            "--num_workers=2",
-            "--",
-            sys.executable,
-            *cli,
-            "--distribution=multiworker",
-        ]
-    else:
-        command = [
-            str(BIN / "horovodrun"),
-            "-np",
-            "2",
-            "-H",
-            "localhost:2",
-            "--gloo",
-            sys.executable,
-            *cli,
-            "--distribution=horovod",
-        ]
+    command = runs.distributed_command(launcher, cli)
     result = _run(command)
     report = json.loads(output.read_text())
     counts = fixtures.expected_counts("sparse")

@@ -20,35 +20,26 @@ def env(**extra) -> dict:
     )
 
 
+def distributed_command(distribution: str, python_args: list) -> list:
+    """`python *python_args` on two workers (multiworker, horovod[_mpi]) or one process."""
+    python = [sys.executable, *python_args]
+    if distribution in ("default", "mirrored"):
+        return python
+    if distribution == "multiworker":
+        launcher = [sys.executable, str(ROOT / "launch" / "multiworker.py"), "--num_workers=2"]
+        return [*launcher, "--", *python, "--distribution=multiworker"]
+    horovodrun = [str(BIN / "horovodrun"), "-np", "2", "-H", "localhost:2"]
+    transport = {"horovod": ["--gloo"], "horovod_gloo": ["--gloo"], "horovod_mpi": ["--mpi"]}
+    return [*horovodrun, *transport[distribution], *python, "--distribution=horovod"]
+
+
 def train_command(distribution: str, workdir, overrides: dict, config="configs/default.py"):
     flags = [f"--config={ROOT / config}", f"--workdir={workdir}"]
     flags += [f"--config.{key}={value}" for key, value in overrides.items()]
-    module = [sys.executable, "-m", "focal_dist.train", *flags]
-    if distribution == "default":
-        return module
+    command = distributed_command(distribution, ["-m", "focal_dist.train", *flags])
     if distribution == "mirrored":
-        return [*module, "--distribution=mirrored", "--num_cpu_devices=4"]
-    if distribution == "multiworker":
-        return [
-            sys.executable,
-            str(ROOT / "launch" / "multiworker.py"),
-            "--num_workers=2",
-            "--",
-            *module,
-            "--distribution=multiworker",
-        ]
-    if distribution == "horovod":
-        return [
-            str(BIN / "horovodrun"),
-            "-np",
-            "2",
-            "-H",
-            "localhost:2",
-            "--gloo",
-            *module,
-            "--distribution=horovod",
-        ]
-    raise ValueError(distribution)
+        command += ["--distribution=mirrored", "--num_cpu_devices=4"]
+    return command
 
 
 def run(command, timeout=600, check=True):
