@@ -34,6 +34,7 @@ def get_config() -> config_dict.ConfigDict:
 
     config.model = config_dict.ConfigDict()
     config.model.hidden_units = (64, 32)
+    config.model.l2 = 0.0  # L2 penalty on the kernels (counted once over replicas)
 
     config.loss = config_dict.ConfigDict()
     config.loss.name = "focal"  # focal | bce (binary, multi-label) | ce (multiclass)

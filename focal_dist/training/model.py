@@ -8,8 +8,14 @@ import keras
 import tensorflow as tf
 
 
-def build_mlp(num_features: int, hidden_units, num_outputs: int, seed: int) -> keras.Model:
-    """ReLU MLP ending in logits; initialisers seeded so every worker builds the same model."""
+def build_mlp(
+    num_features: int, hidden_units, num_outputs: int, seed: int, l2: float = 0.0
+) -> keras.Model:
+    """ReLU MLP ending in logits; initialisers seeded so every worker builds the same model.
+
+    `l2` > 0 adds an L2 penalty on every kernel (regularisation losses in `model.losses`).
+    """
+    regularizer = keras.regularizers.L2(l2) if l2 else None
     inputs = keras.Input((num_features,), name="features")
     x = inputs
     for i, units in enumerate(hidden_units):
@@ -17,11 +23,13 @@ def build_mlp(num_features: int, hidden_units, num_outputs: int, seed: int) -> k
             units,
             activation="relu",
             kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i),
+            kernel_regularizer=regularizer,
             name=f"hidden_{i}",
         )(x)
     logits = keras.layers.Dense(
         num_outputs,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000),
+        kernel_regularizer=regularizer,
         name="logits",
     )(x)
     return keras.Model(inputs, logits, name="mlp")

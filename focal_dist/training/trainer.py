@@ -2,10 +2,13 @@
 
 One global step, on every backend (DESIGN.md, "one global mean"):
 
-    G      = all_reduce_sum(local example count)        # before the forward pass
-    loss_r = sum_{i in replica r} w_i l_i / G            # per replica, XLA-compilable
-    g      = all_reduce_sum(grad loss_r)                 # SUM, once
+    s_r    = sum_{i in replica r} w_i l_i                 # per replica, XLA-compilable
+    [g, G] = all_reduce_sum([grad s_r, local count])      # SUM, one collective
+    loss   = sum_r s_r / G,  g = g / G
     clip g by its global norm, apply
+
+(With regularisation losses G is all-reduced first and each replica differentiates
+compute_global_loss(...) + reg / R, so that regularisation is not divided by G.)
 
 The controller part (`train`) decides when to evaluate, checkpoint and write
 summaries; it never knows the model, and the task never knows the backend.
@@ -91,24 +94,42 @@ class Trainer:
 
     # --- the per-replica step -------------------------------------------------------
     def _forward_backward(self, features, labels, global_count):
+        """(this replica's loss share, its gradients); no collective inside (XLA-safe).
+
+        With `global_count` None (no regularisation losses), the loss share is the plain
+        sum of w_i l_i and the gradients are those of that sum: the caller divides both by
+        G once it has come back with the gradient all-reduce.
+        """
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             logits = tf.cast(self.model(features, training=True), tf.float32)
             per_example = self.task.per_example_loss(labels, logits)
-            loss = losses.compute_global_loss(per_example, global_batch_size=global_count)
-            total = loss + losses.scale_regularization_loss(self.model.losses, self.backend)
+            if global_count is None:
+                loss = total = tf.reduce_sum(per_example)
+            else:
+                loss = losses.compute_global_loss(per_example, global_batch_size=global_count)
+                total = loss + losses.scale_regularization_loss(self.model.losses, self.backend)
             if self.config.train.mixed_precision:
                 total = self.optimizer.scale_loss(total)
         return loss, tape.gradient(total, variables)
 
     def _replica_step(self, batch):
         features, labels = batch
-        # Distribution: G is the all-reduced number of examples in this global step.
         local_count = tf.cast(tf.shape(labels)[0], tf.float32)
-        global_count = self.backend.all_reduce_sum(local_count)
-        loss, gradients = self._compiled_forward_backward(features, labels, global_count)
-        # Distribution: gradients SUMMED over replicas, once.
-        gradients = self.backend.aggregate_gradients(gradients)
+        if self.model.losses:
+            # Distribution: G, the all-reduced example count, is needed before the
+            # forward pass, because regularisation must not be divided by it.
+            global_count = self.backend.all_reduce_sum(local_count)
+            loss, gradients = self._compiled_forward_backward(features, labels, global_count)
+            # Distribution: gradients SUMMED over replicas, once.
+            gradients = self.backend.aggregate_gradients(gradients)
+        else:
+            loss_sum, gradients = self._compiled_forward_backward(features, labels, None)
+            # Distribution: one SUM all-reduce carries the gradients and the example
+            # count; grad (sum_i w_i l_i / G) = (sum over replicas of grad sum_r) / G.
+            *gradients, global_count = self.backend.aggregate_gradients([*gradients, local_count])
+            gradients = [tf.math.divide_no_nan(g, global_count) for g in gradients]
+            loss = tf.math.divide_no_nan(loss_sum, global_count)
         norm = tf.linalg.global_norm(gradients)
         clip = self.config.optimizer.clip_global_norm
         if clip:

@@ -36,17 +36,31 @@ EQUIVALENCE_CONFIG = {
 
 @pytest.fixture(scope="module")
 def single_device(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("default")
-    runs.run(runs.train_command("default", workdir, EQUIVALENCE_CONFIG))
-    return runs.summary(workdir), runs.final_weights(workdir)
+    results = {}
+    for l2 in (0.0, 0.01):
+        workdir = tmp_path_factory.mktemp(f"default_l2_{l2}")
+        runs.run(runs.train_command("default", workdir, {**EQUIVALENCE_CONFIG, "model.l2": l2}))
+        results[l2] = runs.summary(workdir), runs.final_weights(workdir)
+    return results
 
 
-@pytest.mark.parametrize("distribution", ["mirrored", "multiworker", "horovod"])
+@pytest.mark.parametrize(
+    ("distribution", "l2"),
+    [
+        ("mirrored", 0.0),
+        ("multiworker", 0.0),
+        ("horovod", 0.0),
+        ("mirrored", 0.01),
+        ("horovod", 0.01),
+    ],
+    ids=["mirrored", "multiworker", "horovod", "mirrored-l2", "horovod-l2"],
+)
 def test_distributed_training_matches_single_device_with_a_short_last_batch(
-    distribution, single_device, tmp_path
+    distribution, l2, single_device, tmp_path
 ):
-    reference_summary, reference_weights = single_device
-    runs.run(runs.train_command(distribution, tmp_path, EQUIVALENCE_CONFIG))
+    # With l2 > 0 the regularisation loss must be counted once, not once per replica.
+    reference_summary, reference_weights = single_device[l2]
+    runs.run(runs.train_command(distribution, tmp_path, {**EQUIVALENCE_CONFIG, "model.l2": l2}))
     summary = runs.summary(tmp_path)
     assert summary["num_replicas"] == {"mirrored": 4, "multiworker": 2, "horovod": 2}[distribution]
     assert len(summary["train_losses"]) == 20
