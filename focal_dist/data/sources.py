@@ -96,8 +96,6 @@ def tfrecord_dataset(
     feature_key: str = "features",
     labels_only: bool = False,
     batch_size: int,
-    shuffle_files: bool = False,
-    seed: int = 0,
 ) -> tf.data.Dataset:
     """Batches of tf.train.Example with a numeric `label_key` and a float `feature_key`.
 
@@ -120,8 +118,6 @@ def tfrecord_dataset(
     if not labels_only:
         spec[feature_key] = tf.io.FixedLenFeature([kinds[feature_key][1]], tf.float32)
     own_files, shard_records = _shard_files(files, info)
-    if shuffle_files:
-        own_files = [own_files[i] for i in np.random.default_rng(seed).permutation(len(own_files))]
     # A plain TFRecordDataset: an interleave over one file reads 4x slower here.
     dataset = tf.data.TFRecordDataset(
         own_files, num_parallel_reads=min(4, len(own_files)) if len(own_files) > 1 else None
