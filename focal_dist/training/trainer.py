@@ -2,9 +2,9 @@
 
 One global step, on every backend (DESIGN.md, "one global mean"):
 
-    s_r    = sum_{i in replica r} w_i l_i                 # per replica, XLA-compilable
-    [g, G] = all_reduce_sum([grad s_r, local count])      # SUM, one collective
-    loss   = sum_r s_r / G,  g = g / G
+    m_r    = mean_{i in replica r} w_i l_i, n_r examples  # per replica, XLA-compilable
+    [g, G] = all_reduce_sum([n_r grad m_r, n_r])          # SUM, one collective
+    loss   = sum_r n_r m_r / G,  g = g / G
     clip g by its global norm, apply
 
 (With regularisation losses G is all-reduced first and each replica differentiates
@@ -96,16 +96,19 @@ class Trainer:
     def _forward_backward(self, features, labels, global_count):
         """(this replica's loss share, its gradients); no collective inside (XLA-safe).
 
-        With `global_count` None (no regularisation losses), the loss share is the plain
-        sum of w_i l_i and the gradients are those of that sum: the caller divides both by
-        G once it has come back with the gradient all-reduce.
+        With `global_count` None (no regularisation losses), the loss is this replica's
+        own mean of w_i l_i and the gradients are those of that mean: the caller scales
+        both by the local count and divides by G once it has come back with the gradient
+        all-reduce. (Differentiating the local sum directly would be the same math, but
+        sums overflow float16 under mixed-precision loss scaling.)
         """
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             logits = tf.cast(self.model(features, training=True), tf.float32)
             per_example = self.task.per_example_loss(labels, logits)
             if global_count is None:
-                loss = total = tf.reduce_sum(per_example)
+                local_count = tf.cast(tf.size(per_example), per_example.dtype)
+                loss = total = tf.math.divide_no_nan(tf.reduce_sum(per_example), local_count)
             else:
                 loss = losses.compute_global_loss(per_example, global_batch_size=global_count)
                 total = loss + losses.scale_regularization_loss(self.model.losses, self.backend)
@@ -124,12 +127,14 @@ class Trainer:
             # Distribution: gradients SUMMED over replicas, once.
             gradients = self.backend.aggregate_gradients(gradients)
         else:
-            loss_sum, gradients = self._compiled_forward_backward(features, labels, None)
+            local_mean, gradients = self._compiled_forward_backward(features, labels, None)
             # Distribution: one SUM all-reduce carries the gradients and the example
-            # count; grad (sum_i w_i l_i / G) = (sum over replicas of grad sum_r) / G.
-            *gradients, global_count = self.backend.aggregate_gradients([*gradients, local_count])
+            # count; grad (sum_i w_i l_i / G) = (sum over replicas of n_r grad mean_r) / G.
+            *gradients, global_count = self.backend.aggregate_gradients(
+                [*(g * local_count for g in gradients), local_count]
+            )
             gradients = [tf.math.divide_no_nan(g, global_count) for g in gradients]
-            loss = tf.math.divide_no_nan(loss_sum, global_count)
+            loss = tf.math.divide_no_nan(local_mean * local_count, global_count)
         norm = tf.linalg.global_norm(gradients)
         clip = self.config.optimizer.clip_global_norm
         if clip:
