@@ -143,8 +143,13 @@ class Trainer:
         return loss, norm
 
     def _build_functions(self):
-        jit = self.config.train.jit_compile
-        self._compiled_forward_backward = tf.function(self._forward_backward, jit_compile=jit)
+        # XLA compiles the model and loss as their own function; without it they are
+        # inlined in the step (a nested function call costs ~5% of a small step).
+        self._compiled_forward_backward = (
+            tf.function(self._forward_backward, jit_compile=True)
+            if self.config.train.jit_compile
+            else self._forward_backward
+        )
 
         @tf.function
         def train_loop(iterator, num_steps):
