@@ -53,7 +53,8 @@ class HorovodBackend(Backend):
         return (per_replica_value,)
 
     def sum_across_workers(self, value):
-        return self._hvd.allreduce(tf.convert_to_tensor(value), op=self._hvd.Sum)
+        # One process is one worker: the replica all-reduce counts each worker once.
+        return self.all_reduce_sum(tf.convert_to_tensor(value))
 
     def broadcast_variables(self, variables) -> None:
         # Keras 3 variables wrap a tf.Variable (`.value`); Horovod assigns to the latter.

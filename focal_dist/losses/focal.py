@@ -29,7 +29,8 @@ from focal_dist.losses import _validation
 EPSILON = 1e-7  # Keras's backend.epsilon(): the probability clip, kept for parity.
 
 
-def _compute_dtype(dtype: tf.DType) -> tf.DType:
+def compute_dtype(dtype: tf.DType) -> tf.DType:
+    """float32 for half-precision and non-float inputs, else the dtype itself."""
     if dtype in (tf.float16, tf.bfloat16) or not dtype.is_floating:
         return tf.float32
     return dtype
@@ -37,7 +38,7 @@ def _compute_dtype(dtype: tf.DType) -> tf.DType:
 
 def _prepare(y_true, y_pred):
     y_pred = tf.convert_to_tensor(y_pred)
-    dtype = _compute_dtype(y_pred.dtype)
+    dtype = compute_dtype(y_pred.dtype)
     y_pred = tf.cast(y_pred, dtype)
     y_true = tf.cast(tf.convert_to_tensor(y_true), dtype)
     return y_true, y_pred, dtype
@@ -423,7 +424,7 @@ def sparse_categorical_focal_crossentropy(
     """
     gamma = _validation.check_gamma(gamma)
     y_pred = tf.convert_to_tensor(y_pred)
-    y_pred = tf.cast(y_pred, _compute_dtype(y_pred.dtype))
+    y_pred = tf.cast(y_pred, compute_dtype(y_pred.dtype))
     rank = y_pred.shape.rank
     axis = _check_axis(axis, rank)
     num_classes = y_pred.shape[axis] if rank is not None else None

@@ -14,6 +14,7 @@ import numbers
 import tensorflow as tf
 
 from focal_dist.distribute.base import Backend
+from focal_dist.losses.focal import compute_dtype
 
 
 def _all_reduce_sum(value: tf.Tensor, backend) -> tf.Tensor:
@@ -41,10 +42,6 @@ def _all_reduce_sum(value: tf.Tensor, backend) -> tf.Tensor:
         f"backend must be None (tf.distribute), 'horovod' or a focal_dist.distribute."
         f"Backend, got {backend!r}"
     )
-
-
-def _loss_dtype(dtype: tf.DType) -> tf.DType:
-    return tf.float32 if dtype in (tf.float16, tf.bfloat16) or not dtype.is_floating else dtype
 
 
 def _broadcast_like(value, target: tf.Tensor, name: str) -> tf.Tensor:
@@ -111,7 +108,7 @@ def compute_global_loss(
     if mask is None:
         mask = getattr(per_example_loss, "_keras_mask", None)
     loss = tf.convert_to_tensor(per_example_loss)
-    loss = tf.cast(loss, _loss_dtype(loss.dtype))
+    loss = tf.cast(loss, compute_dtype(loss.dtype))
     if sample_weight is not None:
         loss = loss * _broadcast_like(sample_weight, loss, "sample_weight")
     if mask is not None:

@@ -23,11 +23,10 @@ def test_constant_schedule_without_warmup_is_the_peak():
     assert [float(schedule(s)) for s in (0, 5, 50)] == pytest.approx([0.3] * 3)
 
 
-@pytest.mark.parametrize("scale", [False, True])
-def test_learning_rate_scales_with_the_replica_count_when_asked(scale):
-    config = config_dict.ConfigDict(
+def _optimizer_config(name="sgd", scale=False):
+    return config_dict.ConfigDict(
         dict(
-            name="sgd",
+            name=name,
             learning_rate=0.01,
             momentum=0.9,
             warmup_steps=0,
@@ -36,23 +35,16 @@ def test_learning_rate_scales_with_the_replica_count_when_asked(scale):
             scale_lr_by_replicas=scale,
         )
     )
-    optimizer = build_optimizer(config, num_replicas=8)
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_learning_rate_scales_with_the_replica_count_when_asked(scale):
+    optimizer = build_optimizer(_optimizer_config(scale=scale), num_replicas=8)
     assert float(optimizer.learning_rate) == pytest.approx(0.08 if scale else 0.01)
 
 
 def test_unknown_optimizer_is_named():
-    config = config_dict.ConfigDict(
-        dict(
-            name="lamb",
-            learning_rate=0.01,
-            momentum=0.9,
-            warmup_steps=0,
-            decay="constant",
-            total_steps=10,
-            scale_lr_by_replicas=False,
-        )
-    )
     with pytest.raises(
         ValueError, match=r"optimizer.name must be sgd, momentum or adam; got 'lamb'"
     ):
-        build_optimizer(config, 1)
+        build_optimizer(_optimizer_config("lamb"), 1)
