@@ -170,6 +170,7 @@ class ClassificationTask:
             tuple(self.config.model.hidden_units),
             self.num_outputs,
             seed=self.config.train.seed,
+            l2=self.config.model.l2,
         )
 
     def per_example_loss(self, labels, logits):
