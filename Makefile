@@ -12,7 +12,7 @@ STAMP := $(VENV)/.focal_dist-setup
 WORKDIR ?= runs/default
 PYTEST_ARGS ?=
 
-# Horovod is compiled against the TensorFlow in the venv (DESIGN.md, "Facts found").
+# Horovod is compiled against the TensorFlow in the venv (docs/design.md, "Facts that cost hours").
 HOROVOD_BUILD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 

@@ -1,7 +1,7 @@
 """Focal losses that stay correct under distribution.
 
 Functions return per-example losses; `compute_global_loss` turns them into this
-replica's share of the global mean (DESIGN.md); the classes wrap the functions for
+replica's share of the global mean (docs/design.md); the classes wrap the functions for
 `model.compile` and custom loops.
 """
 

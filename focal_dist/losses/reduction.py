@@ -1,4 +1,4 @@
-"""The global mean of DESIGN.md: one loss value per global step over all replicas.
+"""The global mean of docs/design.md: one loss value per global step over all replicas.
 
     L = (1 / G) * sum_i w_i * l_i
 

@@ -1,4 +1,4 @@
-"""compute_global_loss: the global mean of DESIGN.md, on one device and on 4 replicas."""
+"""compute_global_loss: the global mean of docs/design.md, on one device and on 4 replicas."""
 
 import numpy as np
 import pytest
