@@ -4,15 +4,20 @@ r"""Trains an imbalanced classifier with focal loss on any backend.
         --distribution=default|mirrored|multiworker|horovod [--num_cpu_devices=N] \
         [--config.train.steps=...]
 
-Resumes from the latest checkpoint in --workdir; writes TensorBoard logs to
+Resumes from the newest usable checkpoint in --workdir; writes TensorBoard logs to
 <workdir>/tensorboard, the exported model to <workdir>/export/model.keras and, at the
 end, <workdir>/summary.json (step, train_loss, eval metrics, the resolved config).
 Only the chief (worker 0, Horovod rank 0) writes.
+
+Exit status: 0 when the run has finished its steps (also when rerun after that: nothing
+is touched); 143 (128 + SIGTERM) when SIGTERM stopped it after saving a checkpoint, so
+that job controllers retry it and the rerun resumes; 1 on an error.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -27,6 +32,10 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_integer("num_cpu_devices", None, "mirrored: split the CPU into N devices.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+# 128 + SIGTERM, what a shell reports for a process killed by SIGTERM: Kubernetes job
+# controllers (training-operator's restartPolicy ExitCode) treat it as retryable.
+PREEMPTED_EXIT_CODE = 143
 
 
 def main(argv):
@@ -56,6 +65,16 @@ def main(argv):
             config,
         )
     summary = Trainer(config, ClassificationTask(config), backend, FLAGS.workdir).train()
+    if summary["preempted"]:
+        if backend.is_chief:
+            logging.warning(
+                "stopped by SIGTERM at step %d with a checkpoint; exiting %d so that the job "
+                "is retried; the same command resumes",
+                summary["step"],
+                PREEMPTED_EXIT_CODE,
+            )
+        sys.stdout.flush()
+        return PREEMPTED_EXIT_CODE
     if backend.is_chief:
         eval_metrics = summary["eval"]
         logging.info(
