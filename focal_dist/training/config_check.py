@@ -1,0 +1,230 @@
+"""Every config value checked before a run writes anything.
+
+`validate_config(config)` raises one `ConfigError` listing every bad field, each as
+`<field> must be <what was expected>; got <value>`. For file sources it also opens the
+files' headers (CSV), schemas (Parquet) or first records (TFRecord): the data path must
+exist and `data.num_features` must be 0 (read from the files) or match them.
+
+Fields that a config does not have are skipped: a config may drop what it does not use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Sequence
+
+from focal_dist import class_weights as class_weights_lib
+from focal_dist.data import sources
+from focal_dist.data.files import label_columns
+
+TASKS = ("binary", "multi_label", "multiclass")
+LOSSES = ("focal", "bce", "ce")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+DECAYS = ("cosine", "constant")
+CLASS_WEIGHTS = ("none", "auto", *class_weights_lib.SCHEMES)
+_MISSING = object()
+
+
+class ConfigError(ValueError):
+    """One or more config values are invalid; the message lists each field."""
+
+
+def _get(config, field: str):
+    node = config
+    for part in field.split("."):
+        if part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+class _Checker:
+    def __init__(self, config):
+        self.config = config
+        self.errors: list[str] = []
+
+    def fail(self, field: str, expected: str, value) -> None:
+        self.errors.append(f"{field} must be {expected}; got {value!r}")
+
+    def one_of(self, field: str, choices: Sequence[str]) -> None:
+        value = _get(self.config, field)
+        if value is not _MISSING and value not in choices:
+            self.fail(field, f"one of {', '.join(choices)}", value)
+
+    def flag(self, field: str) -> None:
+        value = _get(self.config, field)
+        if value is not _MISSING and not isinstance(value, bool):
+            self.fail(field, "True or False", value)
+
+    def integer(self, field: str, minimum: int) -> None:
+        value = _get(self.config, field)
+        if value is not _MISSING and not (_is_int(value) and value >= minimum):
+            self.fail(field, f"an integer >= {minimum}", value)
+
+    def number(
+        self, field: str, low: float, high: float = math.inf, *, open_low=False, open_high=False
+    ) -> None:
+        value = _get(self.config, field)
+        if value is _MISSING:
+            return
+        above = value > low if open_low else value >= low
+        below = value < high if open_high else value <= high
+        if not (_is_number(value) and above and below):
+            left, right = "(" if open_low else "[", ")" if open_high or high == math.inf else "]"
+            expected = (
+                f"a finite number {'>' if open_low else '>='} {low:g}"
+                if high == math.inf
+                else f"a number in {left}{low:g}, {high:g}{right}"
+            )
+            self.fail(field, expected, value)
+
+
+def _check_task_and_loss(check: _Checker, config) -> None:
+    check.one_of("task.name", TASKS)
+    task = _get(config, "task.name")
+    minimum = {"multiclass": 2, "multi_label": 1}.get(task, 1)
+    check.integer("task.num_classes", minimum)
+    check.one_of("loss.name", LOSSES)
+    loss = _get(config, "loss.name")
+    if loss == "ce" and task in ("binary", "multi_label"):
+        check.fail("loss.name", f"focal or bce for task.name={task!r}", loss)
+    if loss == "bce" and task == "multiclass":
+        check.fail("loss.name", "focal or ce for task.name='multiclass'", loss)
+    check.number("loss.gamma", 0.0)
+    check.number("loss.alpha", 0.0, 1.0)
+    check.flag("loss.apply_class_balancing")
+    check.number("loss.label_smoothing", 0.0, 1.0)
+    check.one_of("loss.class_weights", CLASS_WEIGHTS)
+    check.number("loss.beta", 0.0, 1.0, open_high=True)
+
+
+def _check_optimizer_and_train(check: _Checker, config, num_replicas) -> None:
+    check.one_of("optimizer.name", OPTIMIZERS)
+    check.number("optimizer.learning_rate", 0.0, open_low=True)
+    check.number("optimizer.momentum", 0.0, 1.0, open_high=True)
+    check.integer("optimizer.warmup_steps", 0)
+    check.one_of("optimizer.decay", DECAYS)
+    check.flag("optimizer.scale_lr_by_replicas")
+    check.number("optimizer.clip_global_norm", 0.0)
+    check.integer("optimizer.total_steps", 1)
+    for field in ("steps", "global_batch_size", "steps_per_loop", "log_every"):
+        check.integer(f"train.{field}", 1)
+    check.integer("train.checkpoint_every", 1)
+    check.integer("train.keep_checkpoints", 1)
+    check.integer("train.eval_every", 0)  # 0: evaluate only at the end
+    check.integer("train.seed", 0)
+    for field in ("jit_compile", "mixed_precision", "deterministic"):
+        check.flag(f"train.{field}")
+    batch = _get(config, "train.global_batch_size")
+    if num_replicas and _is_int(batch) and batch >= 1 and batch % num_replicas:
+        check.errors.append(
+            f"train.global_batch_size {batch} is not divisible by the {num_replicas} replicas"
+        )
+
+
+def _check_model(check: _Checker, config) -> None:
+    units = _get(config, "model.hidden_units")
+    if units is not _MISSING and not (
+        isinstance(units, (tuple, list)) and all(_is_int(u) and u >= 1 for u in units)
+    ):
+        check.fail("model.hidden_units", "a tuple of integers >= 1, e.g. (64, 32)", units)
+    check.number("model.l2", 0.0)
+
+
+def _image_sources() -> tuple[str, ...]:
+    """The image sources, when this install has them (data/images.py)."""
+    if importlib.util.find_spec("focal_dist.data.images") is None:
+        return ()
+    from focal_dist.data import images
+
+    return tuple(images.SOURCES)
+
+
+def _check_synthetic(check: _Checker, config) -> None:
+    check.integer("data.num_features", 1)
+    check.integer("data.synthetic.num_train", 1)
+    check.integer("data.synthetic.num_eval", 1)
+    check.number("data.synthetic.positive_rate", 0.0, 1.0, open_low=True, open_high=True)
+    check.number("data.synthetic.label_noise", 0.0, 1.0)
+    check.number("data.synthetic.hard_fraction", 0.0, 1.0)
+    check.integer("data.synthetic.seed", 0)
+
+
+def _check_files(check: _Checker, config, source: str) -> None:
+    """Paths exist, label columns fit the task, num_features is 0 or the files' count."""
+    data = config.data
+    task = _get(config, "task.name")
+    labels = label_columns(data.label_column) if data.label_column else []
+    if not labels:
+        check.fail("data.label_column", "a column name (comma-separated for multi-label)", "")
+        return
+    expected = _get(config, "task.num_classes") if task == "multi_label" else 1
+    if source != "tfrecord" and len(labels) != expected:
+        check.fail(
+            "data.label_column",
+            f"{expected} column(s) for task.name={task!r} with task.num_classes={expected}",
+            data.label_column,
+        )
+        return
+    num_features = _get(config, "data.num_features")
+    if num_features is None:
+        num_features = 0
+    if not (_is_int(num_features) and num_features >= 0):
+        return  # reported by the integer check
+    for field in ("data.path", "data.eval_path"):
+        path = _get(config, field)
+        if not path:
+            continue
+        try:
+            num_features = sources.resolve_num_features(
+                source,
+                path,
+                num_features,
+                label_column=data.label_column,
+                feature_column=data.feature_column,
+            )
+        except sources.DataError as error:
+            check.errors.append(f"{field}: {error}")
+            return
+
+
+def _check_data(check: _Checker, config) -> None:
+    source = _get(config, "data.source")
+    if source is _MISSING:
+        return
+    known = ("synthetic", *sources.SOURCES, *_image_sources())
+    check.one_of("data.source", known)
+    check.integer("data.num_features", 0)
+    check.integer("data.shuffle_buffer", 0)
+    if source == "synthetic":
+        _check_synthetic(check, config)
+    elif source in known:
+        if not _get(config, "data.path"):
+            check.errors.append(f"data.path is required for data.source={source!r}")
+        elif source in sources.SOURCES:
+            _check_files(check, config, source)
+
+
+def validate_config(config, *, num_replicas: int | None = None) -> None:
+    """Raises ConfigError naming every invalid field, its value and what was expected.
+
+    Args:
+      config: the experiment ConfigDict (configs/default.py's fields).
+      num_replicas: when known, `train.global_batch_size` must be divisible by it.
+    """
+    check = _Checker(config)
+    _check_task_and_loss(check, config)
+    _check_model(check, config)
+    _check_optimizer_and_train(check, config, num_replicas)
+    _check_data(check, config)
+    if check.errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(check.errors))
