@@ -48,10 +48,13 @@ def main(argv):
 
     import tensorflow as tf
 
+    from focal_dist.training.config_check import validate_config
     from focal_dist.training.task import ClassificationTask
     from focal_dist.training.trainer import Trainer
 
     config = FLAGS.config
+    # Before anything is written: a bad value must not leave a half-made work dir.
+    validate_config(config, num_replicas=backend.num_replicas_in_sync)
     tf.random.set_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
