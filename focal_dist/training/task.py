@@ -76,6 +76,8 @@ class ClassificationTask:
             label_column=data.label_column,
             feature_column=data.feature_column,
             batch_size=4096,
+            label_mode=self.label_mode,
+            num_classes=self.num_outputs,
         )
         return batches.unbatch()
 
@@ -131,6 +133,8 @@ class ClassificationTask:
             label_column=self.config.data.label_column,
             labels_only=True,
             batch_size=4096,
+            label_mode=self.label_mode,
+            num_classes=self.num_outputs,
         )
 
     # --- class weights ----------------------------------------------------------------
@@ -165,8 +169,18 @@ class ClassificationTask:
     # --- model and loss ---------------------------------------------------------------
     def build_model(self):
         data = self.config.data
+        # Files: data.num_features 0 means "read it from the files"; others must match.
+        num_features = data.num_features
+        if data.source in sources.SOURCES:
+            num_features = sources.resolve_num_features(
+                data.source,
+                data.path,
+                data.num_features,
+                label_column=data.label_column,
+                feature_column=data.feature_column,
+            )
         return build_mlp(
-            data.num_features,
+            num_features,
             tuple(self.config.model.hidden_units),
             self.num_outputs,
             seed=self.config.train.seed,
