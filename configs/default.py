@@ -17,13 +17,22 @@ def get_config() -> config_dict.ConfigDict:
     config.task.num_classes = 1
 
     config.data = config_dict.ConfigDict()
-    config.data.source = "synthetic"  # synthetic | tfrecord | csv | parquet
+    # synthetic | tfrecord | csv | parquet | image_tfrecord | image_folder
+    config.data.source = "synthetic"
     config.data.path = ""
     config.data.eval_path = ""
     config.data.label_column = "label"  # TFRecord feature key; comma list for multi-label
     config.data.feature_column = "features"  # TFRecord only; CSV/Parquet: every other column
     config.data.num_features = 32
     config.data.shuffle_buffer = 16384
+    # Images (image_tfrecord, image_folder): decoded to [image_size, image_size, channels]
+    # floats in [0, 1]. image_tfrecord keys are TF Model Garden's / TF-slim's.
+    config.data.image_size = 64
+    config.data.channels = 3  # 1 (grey) or 3 (RGB)
+    config.data.image_key = "image/encoded"  # JPEG/PNG/GIF/BMP bytes
+    config.data.image_label_key = "image/class/label"  # int64; multi_label: list of ids
+    config.data.augment = True  # training only: random crop, then random left-right flip
+    config.data.crop_min_area = 0.64  # smallest share of the image a training crop keeps
     config.data.synthetic = config_dict.ConfigDict()
     config.data.synthetic.num_train = 65536
     config.data.synthetic.num_eval = 32768
@@ -33,7 +42,13 @@ def get_config() -> config_dict.ConfigDict:
     config.data.synthetic.seed = 0
 
     config.model = config_dict.ConfigDict()
-    config.model.hidden_units = (64, 32)
+    # mlp | cnn | resnet50 | efficientnet_b0 (Keras Applications, weights=None) |
+    # module:function (your own: called with num_outputs, input_shape, and seed/l2 if it
+    # takes them, plus model.kwargs; returns a keras.Model of features to logits)
+    config.model.name = "mlp"
+    config.model.hidden_units = (64, 32)  # mlp
+    config.model.filters = (32, 64, 128)  # cnn: one stage of two 3x3 convs per entry
+    config.model.kwargs = config_dict.ConfigDict()  # module:function only
     config.model.l2 = 0.0  # L2 penalty on the kernels (counted once over replicas)
 
     config.loss = config_dict.ConfigDict()

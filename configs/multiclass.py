@@ -1,6 +1,6 @@
 """Synthetic multi-class data: 6 classes with priors proportional to 2^-c."""
 
-from configs import default
+from focal_dist.configs import default
 
 
 def get_config():

@@ -1,6 +1,6 @@
 """Synthetic multi-label data: 5 outputs with positive rates 1%, 2%, 4%, 8%, 16%."""
 
-from configs import default
+from focal_dist.configs import default
 
 
 def get_config():

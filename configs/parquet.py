@@ -8,7 +8,7 @@ a `data.num_features` other than 0 must match it. A NaN or inf value, or a label
 outside the task's range, stops the run naming the file, the column and the row.
 """
 
-from configs import default
+from focal_dist.configs import default
 
 
 def get_config():

@@ -1,4 +1,8 @@
-"""The default model and optimizer, built from the config."""
+"""The optimizer and its learning-rate schedule, built from the config.
+
+`build_mlp` moved to `focal_dist.models.mlp` (models by name: `focal_dist.models`); it
+is re-exported here for existing imports.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,9 @@ import math
 import keras
 import tensorflow as tf
 
+from focal_dist.models.mlp import build_mlp
 
-def build_mlp(
-    num_features: int, hidden_units, num_outputs: int, seed: int, l2: float = 0.0
-) -> keras.Model:
-    """ReLU MLP ending in logits; initialisers seeded so every worker builds the same model.
-
-    `l2` > 0 adds an L2 penalty on every kernel (regularisation losses in `model.losses`).
-    """
-    regularizer = keras.regularizers.L2(l2) if l2 else None
-    inputs = keras.Input((num_features,), name="features")
-    x = inputs
-    for i, units in enumerate(hidden_units):
-        x = keras.layers.Dense(
-            units,
-            activation="relu",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i),
-            kernel_regularizer=regularizer,
-            name=f"hidden_{i}",
-        )(x)
-    logits = keras.layers.Dense(
-        num_outputs,
-        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000),
-        kernel_regularizer=regularizer,
-        name="logits",
-    )(x)
-    return keras.Model(inputs, logits, name="mlp")
+__all__ = ["WarmupCosine", "build_mlp", "build_optimizer"]
 
 
 @keras.saving.register_keras_serializable(package="focal_dist")

@@ -11,11 +11,10 @@ import tensorflow as tf
 from absl import logging
 
 from focal_dist import class_weights as class_weights_lib
-from focal_dist import losses
-from focal_dist.data import pipeline, sources
+from focal_dist import losses, models
+from focal_dist.data import images, pipeline, sources
 from focal_dist.data.synthetic import SyntheticTask, synthetic_dataset
 from focal_dist.distribute import Backend, InputInfo
-from focal_dist.training.model import build_mlp
 
 LOSSES = ("focal", "bce", "ce")
 
@@ -38,7 +37,22 @@ class ClassificationTask:
         self.class_weight = None
         self.histogram = None
         data = config.data
-        if data.source == "synthetic":
+        self._images = None
+        if data.source in images.SOURCES:
+            if not data.path:
+                raise ValueError(f"data.path is required for data.source={data.source!r}")
+            self._synthetic = None
+            self._images = self._image_source(data.path)
+            self._eval_images = self._images
+            if data.eval_path and data.eval_path != data.path:
+                self._eval_images = self._image_source(data.eval_path)
+                train_names, eval_names = self._images.class_names, self._eval_images.class_names
+                if train_names != eval_names:
+                    raise ValueError(
+                        f"data.eval_path {data.eval_path!r} has classes {eval_names}; "
+                        f"data.path {data.path!r} has {train_names}"
+                    )
+        elif data.source == "synthetic":
             self._synthetic = SyntheticTask(
                 task=task,
                 num_features=data.num_features,
@@ -53,9 +67,32 @@ class ClassificationTask:
                 raise ValueError(f"data.path is required for data.source={data.source!r}")
             self._synthetic = None
         else:
-            raise ValueError(
-                f"data.source must be synthetic, {', '.join(sources.SOURCES)}; got {data.source!r}"
+            known = ", ".join(("synthetic", *sources.SOURCES, *images.SOURCES))
+            raise ValueError(f"data.source must be one of {known}; got {data.source!r}")
+
+    def _image_source(self, path: str) -> images.ImageSource:
+        return images.from_config(
+            self.config.data, path=path, label_mode=self.label_mode, num_classes=self.num_outputs
+        )
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's features without the batch axis: (H, W, C) images or (F,)."""
+        if self._images is not None:
+            return self._images.options.input_shape
+        data = self.config.data
+        if data.source in sources.SOURCES:
+            # data.num_features 0 means "read it from the files"; others must match.
+            return (
+                sources.resolve_num_features(
+                    data.source,
+                    data.path,
+                    data.num_features,
+                    label_column=data.label_column,
+                    feature_column=data.feature_column,
+                ),
             )
+        return (data.num_features,)
 
     # --- data -------------------------------------------------------------------------
     def _labels_for_task(self, features, labels):
@@ -93,6 +130,13 @@ class ClassificationTask:
                 seed=config.train.seed,
                 skip_global_batches=skip_global_batches,
             ).map(self._labels_for_task)
+        if self._images is not None:
+            return self._images.train_batches(
+                info,
+                shuffle_buffer=config.data.shuffle_buffer,
+                seed=config.train.seed,
+                skip_global_batches=skip_global_batches,
+            ).map(self._labels_for_task)
         # Files: each pipeline reads its own files or records (no N-fold I/O); resuming
         # skips this pipeline's share of the batches already seen.
         examples = self._file_examples(config.data.path, info)
@@ -111,6 +155,8 @@ class ClassificationTask:
                 config.data.synthetic.num_eval,
                 offset=config.data.synthetic.num_train,
             )
+        elif self._images is not None:
+            examples = self._eval_images.eval_examples(InputInfo(0, 1, info.per_replica_batch_size))
         else:
             path = config.data.eval_path or config.data.path
             # Every worker reads the whole eval set and keeps its slices of each global
@@ -126,6 +172,8 @@ class ClassificationTask:
             n = self.config.data.synthetic.num_train
             ids = tf.data.Dataset.range(n).shard(info.num_pipelines, info.pipeline_id)
             return ids.batch(4096).map(lambda i: self._synthetic.examples(i)[1])
+        if self._images is not None:
+            return self._images.labels(info, batch_size=4096)
         return sources.make_dataset(
             self.config.data.source,
             self.config.data.path,
@@ -168,21 +216,11 @@ class ClassificationTask:
 
     # --- model and loss ---------------------------------------------------------------
     def build_model(self):
-        data = self.config.data
-        # Files: data.num_features 0 means "read it from the files"; others must match.
-        num_features = data.num_features
-        if data.source in sources.SOURCES:
-            num_features = sources.resolve_num_features(
-                data.source,
-                data.path,
-                data.num_features,
-                label_column=data.label_column,
-                feature_column=data.feature_column,
-            )
-        return build_mlp(
-            num_features,
-            tuple(self.config.model.hidden_units),
-            self.num_outputs,
+        """`config.model.name` (mlp, cnn, resnet50, efficientnet_b0 or module:function)."""
+        return models.build_model(
+            self.config.model,
+            num_outputs=self.num_outputs,
+            input_shape=self.input_shape,
             seed=self.config.train.seed,
             l2=self.config.model.l2,
         )

@@ -1,0 +1,85 @@
+"""Default: synthetic binary data with 1% positives, an MLP, focal loss, auto class weights.
+
+python -m focal_dist.train --config=configs/default.py --workdir=runs/default
+python -m focal_dist.train --config=configs/default.py --config.train.steps=2000
+"""
+
+from ml_collections import config_dict
+
+
+def get_config() -> config_dict.ConfigDict:
+    config = config_dict.ConfigDict()
+    # One reference: the LR schedule decays over train.steps, also when it is overridden.
+    steps = config_dict.FieldReference(1500)
+
+    config.task = config_dict.ConfigDict()
+    config.task.name = "binary"  # binary | multi_label | multiclass
+    config.task.num_classes = 1
+
+    config.data = config_dict.ConfigDict()
+    # synthetic | tfrecord | csv | parquet | image_tfrecord | image_folder
+    config.data.source = "synthetic"
+    config.data.path = ""
+    config.data.eval_path = ""
+    config.data.label_column = "label"  # TFRecord feature key; comma list for multi-label
+    config.data.feature_column = "features"  # TFRecord only; CSV/Parquet: every other column
+    config.data.num_features = 32
+    config.data.shuffle_buffer = 16384
+    # Images (image_tfrecord, image_folder): decoded to [image_size, image_size, channels]
+    # floats in [0, 1]. image_tfrecord keys are TF Model Garden's / TF-slim's.
+    config.data.image_size = 64
+    config.data.channels = 3  # 1 (grey) or 3 (RGB)
+    config.data.image_key = "image/encoded"  # JPEG/PNG/GIF/BMP bytes
+    config.data.image_label_key = "image/class/label"  # int64; multi_label: list of ids
+    config.data.augment = True  # training only: random crop, then random left-right flip
+    config.data.crop_min_area = 0.64  # smallest share of the image a training crop keeps
+    config.data.synthetic = config_dict.ConfigDict()
+    config.data.synthetic.num_train = 65536
+    config.data.synthetic.num_eval = 32768
+    config.data.synthetic.positive_rate = 0.01
+    config.data.synthetic.label_noise = 0.0
+    config.data.synthetic.hard_fraction = 0.02
+    config.data.synthetic.seed = 0
+
+    config.model = config_dict.ConfigDict()
+    # mlp | cnn | resnet50 | efficientnet_b0 (Keras Applications, weights=None) |
+    # module:function (your own: called with num_outputs, input_shape, and seed/l2 if it
+    # takes them, plus model.kwargs; returns a keras.Model of features to logits)
+    config.model.name = "mlp"
+    config.model.hidden_units = (64, 32)  # mlp
+    config.model.filters = (32, 64, 128)  # cnn: one stage of two 3x3 convs per entry
+    config.model.kwargs = config_dict.ConfigDict()  # module:function only
+    config.model.l2 = 0.0  # L2 penalty on the kernels (counted once over replicas)
+
+    config.loss = config_dict.ConfigDict()
+    config.loss.name = "focal"  # focal | bce (binary, multi-label) | ce (multiclass)
+    config.loss.gamma = 2.0
+    config.loss.alpha = 0.25
+    config.loss.apply_class_balancing = False
+    config.loss.label_smoothing = 0.0
+    config.loss.class_weights = "auto"  # none | auto (= balanced) | inverse | ...
+    config.loss.beta = 0.999  # effective_number
+
+    config.optimizer = config_dict.ConfigDict()
+    config.optimizer.name = "adam"  # sgd | momentum | adam
+    config.optimizer.learning_rate = 0.003
+    config.optimizer.momentum = 0.9
+    config.optimizer.warmup_steps = 50
+    config.optimizer.decay = "cosine"  # cosine | constant
+    config.optimizer.scale_lr_by_replicas = False
+    config.optimizer.clip_global_norm = 0.0  # 0: off
+    config.optimizer.total_steps = steps
+
+    config.train = config_dict.ConfigDict()
+    config.train.steps = steps
+    config.train.global_batch_size = 256
+    config.train.seed = 0
+    config.train.steps_per_loop = 50
+    config.train.log_every = 100
+    config.train.eval_every = 500
+    config.train.checkpoint_every = 500
+    config.train.keep_checkpoints = 3
+    config.train.jit_compile = False
+    config.train.mixed_precision = False
+    config.train.deterministic = False
+    return config

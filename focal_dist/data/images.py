@@ -1,0 +1,190 @@
+"""Image classification inputs: decoding, resizing, augmentation and batching.
+
+Two layouts (`data.source`):
+
+* `image_tfrecord` (data/image_tfrecord.py): tf.train.Example records with encoded
+  bytes under `data.image_key` and labels under `data.image_label_key`;
+* `image_folder` (data/image_folder.py): one subfolder per class.
+
+Images come out as float32 `[H, W, channels]` in [0, 1], resized to `data.image_size`.
+Training shuffles the encoded images of this pipeline's shard (cheap to hold), then
+decodes and augments them in a parallel, deterministic `map`: a random crop covering
+`crop_min_area` to all of the image (aspect ratio 3/4 to 4/3), resized, and a random
+horizontal flip. The randomness of example i of this pipeline is a stateless function of
+(seed, pipeline, i), so a resumed run sees the augmentations it would have seen.
+Evaluation resizes the whole image. Label counts never decode an image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from focal_dist.data.files import DataError
+from focal_dist.data.image_folder import ImageFolder
+from focal_dist.data.image_tfrecord import ImageTFRecord
+from focal_dist.distribute import InputInfo
+
+SOURCES = ("image_tfrecord", "image_folder")
+
+# First bytes of the formats tf.io.decode_image reads.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageOptions:
+    """How images are decoded and augmented.
+
+    Attributes:
+      image_size: (height, width) after resizing.
+      channels: 1 (grey) or 3 (RGB); decoding converts to it.
+      augment: random crop and flip in training (never in evaluation).
+      crop_min_area: smallest fraction of the image a training crop covers, in (0, 1].
+    """
+
+    image_size: tuple[int, int]
+    channels: int = 3
+    augment: bool = True
+    crop_min_area: float = 0.64
+
+    def __post_init__(self):
+        size = self.image_size
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(
+                f"data.image_size must be an int or (height, width) > 0; got {self.image_size!r}"
+            )
+        object.__setattr__(self, "image_size", tuple(int(s) for s in size))
+        if self.channels not in (1, 3):
+            raise ValueError(f"data.channels must be 1 or 3; got {self.channels!r}")
+        if not 0 < self.crop_min_area <= 1:
+            raise ValueError(f"data.crop_min_area must be in (0, 1]; got {self.crop_min_area!r}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (*self.image_size, self.channels)
+
+
+def decode(encoded, options: ImageOptions, *, seed=None, describe=()) -> tf.Tensor:
+    """float32 `[H, W, channels]` in [0, 1]; with `seed` (shape [2]), a random crop+flip.
+
+    Bytes in no known image format fail with a message naming `describe`'s items.
+    """
+    known = tf.reduce_any([tf.strings.substr(encoded, 0, len(s)) == s for s in _SIGNATURES])
+    check = tf.debugging.Assert(known, [*describe, ": not a JPEG, PNG, GIF or BMP image"])
+    with tf.control_dependencies([check]):
+        image = tf.io.decode_image(
+            encoded, channels=options.channels, expand_animations=False, dtype=tf.uint8
+        )
+    if seed is not None:
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image),
+            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+            seed=crop_seed,
+            min_object_covered=0.0,
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=(options.crop_min_area, 1.0),
+            max_attempts=10,
+        )
+        image = tf.slice(image, begin, size)
+    image = tf.image.resize(image, options.image_size, antialias=True) / 255.0
+    if seed is not None:
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return tf.ensure_shape(tf.clip_by_value(image, 0.0, 1.0), options.input_shape)
+
+
+class ImageSource:
+    """One image data set (`image_tfrecord` or `image_folder`) as the task reads it."""
+
+    def __init__(
+        self,
+        source: str,
+        path: str,
+        options: ImageOptions,
+        *,
+        label_mode: str,
+        num_classes: int,
+        image_key: str = "image/encoded",
+        label_key: str = "image/class/label",
+    ):
+        if source == "image_tfrecord":
+            self.reader = ImageTFRecord(
+                path,
+                label_mode=label_mode,
+                num_classes=num_classes,
+                image_key=image_key,
+                label_key=label_key,
+            )
+        elif source == "image_folder":
+            self.reader = ImageFolder(path, label_mode=label_mode, num_classes=num_classes)
+        else:
+            raise DataError(
+                f"image data.source must be one of {', '.join(SOURCES)}; got {source!r}"
+            )
+        self.options = options
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return getattr(self.reader, "class_names", None)
+
+    def _decode(self, reference, seed=None):
+        reader = self.reader
+        return decode(
+            reader.load(reference), self.options, seed=seed, describe=reader.describe(reference)
+        )
+
+    def train_batches(
+        self, info: InputInfo, *, shuffle_buffer: int, seed: int, skip_global_batches: int = 0
+    ) -> tf.data.Dataset:
+        """Endless per-replica batches of (augmented image, label) from this pipeline's shard.
+
+        `skip_global_batches` skips the encoded examples of the global steps already
+        taken (this pipeline's share), without decoding them.
+        """
+        encoded = self.reader.examples(info)
+        if shuffle_buffer:
+            encoded = encoded.shuffle(shuffle_buffer, seed=seed + info.pipeline_id)
+        skipped = skip_global_batches * info.replicas_per_pipeline * info.per_replica_batch_size
+        encoded = encoded.repeat().skip(skipped).enumerate(start=skipped)
+        pipeline_seed = tf.constant(seed * 65536 + info.pipeline_id, tf.int64)
+        augment = self.options.augment
+
+        def load(index, example):
+            reference, label = example
+            example_seed = tf.stack([pipeline_seed, index]) if augment else None
+            return self._decode(reference, example_seed), label
+
+        images = encoded.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return images.batch(info.per_replica_batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def eval_examples(self, info: InputInfo) -> tf.data.Dataset:
+        """Unbatched (image, label) of `info`'s shard, resized without augmentation."""
+        return self.reader.examples(info).map(
+            lambda reference, label: (self._decode(reference), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+
+    def labels(self, info: InputInfo, batch_size: int) -> tf.data.Dataset:
+        """Batches of this pipeline's labels; no image is read or decoded."""
+        return self.reader.labels_dataset(info, batch_size)
+
+
+def from_config(data, *, path: str, label_mode: str, num_classes: int) -> ImageSource:
+    """The ImageSource of `config.data` for `path` (data.path or data.eval_path)."""
+    return ImageSource(
+        data.source,
+        path,
+        ImageOptions(
+            image_size=data.image_size,
+            channels=data.channels,
+            augment=data.augment,
+            crop_min_area=data.crop_min_area,
+        ),
+        label_mode=label_mode,
+        num_classes=num_classes,
+        image_key=data.image_key,
+        label_key=data.image_label_key,
+    )
