@@ -22,10 +22,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging
-from ml_collections import config_flags
+
+from focal_dist import configs
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config (configs/*.py).")
+# A config file, or a shipped config's name (`default`, `csv`, `images`, ...).
+configs.define_config_flag("config")
 flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard logs, summary.json.")
 flags.DEFINE_enum(
     "distribution", "default", ["default", "mirrored", "multiworker", "horovod"], "Backend."
