@@ -1,0 +1,290 @@
+"""Numbered checkpoints that a kill, a bad file or a divergence never make unusable.
+
+A run's checkpoints live in `<workdir>/checkpoints`:
+
+    ckpt-<step>.index, ckpt-<step>.data-*   written by `tf.train.Checkpoint.write`
+    history.jsonl                           one line per checkpoint: its step, the
+                                            training losses since the previous one,
+                                            the evaluation done at that step
+    checkpoint                              TensorFlow's state file (for other tools)
+    rejected/, diverged/                    checkpoints moved aside, never deleted
+
+Commit order of a save: data and index (TensorFlow writes them under `ckpt-<step>_temp`
+and renames), then the history line (flushed and fsynced), then the state file
+(written to a temporary file and renamed). A checkpoint counts only once its history
+line exists, so a kill at any moment leaves the previous checkpoint intact and chosen.
+
+Restore never trusts the state file: the chief lists `ckpt-*.index`, newest first, reads
+every tensor of each (size and checksum checks) and takes the first that reads; those
+that do not are logged with their path and the error and moved to `rejected/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import shutil
+
+import tensorflow as tf
+from absl import logging
+
+HISTORY = "history.jsonl"
+STATE = "checkpoint"
+# A checkpoint is suspect once the loss measured with its weights exceeds this many
+# times the lowest loss the run had reached (see `diverged_checkpoints`).
+DIVERGED_LOSS_FACTOR = 10.0
+
+_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+
+
+class CheckpointMismatchError(ValueError):
+    """A readable checkpoint does not fit the model and optimizer built from the config."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """What the history says about checkpoint `step`.
+
+    Attributes:
+      step: the global step the checkpoint holds (its weights after `step` updates).
+      losses: training losses of the steps after the previous checkpoint, up to `step`.
+      eval: evaluation metrics computed at `step`, if any.
+    """
+
+    step: int
+    losses: tuple[float, ...]
+    eval: dict | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"step": self.step, "losses": list(self.losses), "eval": self.eval})
+
+
+def _finite_mean(values) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.inf
+
+
+def diverged_checkpoints(
+    records: list[Record], losses_after_last: list[float], factor: float = DIVERGED_LOSS_FACTOR
+) -> list[int]:
+    """Steps of the checkpoints written after a divergence began, oldest first.
+
+    Called when training stopped on a non-finite loss or weight. Checkpoint S holds the
+    weights that produced the loss of step S + 1, the first loss measured with exactly
+    them: the first loss of the next record, or of `losses_after_last` for the newest.
+    S is healthy when that loss is finite and at most `factor` times the lowest mean
+    record loss up to S; the first unhealthy checkpoint and every later one are returned.
+    """
+    records = sorted(records, key=lambda r: r.step)
+    best = math.inf
+    for i, record in enumerate(records):
+        best = min(best, _finite_mean(record.losses))
+        following = records[i + 1].losses if i + 1 < len(records) else losses_after_last
+        if not following:
+            continue  # No evidence yet (the run stopped right at this checkpoint).
+        first = following[0]
+        if not math.isfinite(first) or (math.isfinite(best) and first > factor * best):
+            return [r.step for r in records[i:]]
+    return []
+
+
+class CheckpointStore:
+    """Saves and restores `checkpoint` as `ckpt-<step>` in `directory`.
+
+    Only the chief passes `writer=True`; other workers of a collective save
+    (MultiWorkerMirrored) write to `scratch_directory`, which is emptied after each save.
+    """
+
+    def __init__(
+        self,
+        checkpoint: tf.train.Checkpoint,
+        directory: str,
+        *,
+        keep: int,
+        writer: bool,
+        scratch_directory: str | None = None,
+    ):
+        if keep < 1:
+            raise ValueError(f"train.keep_checkpoints must be >= 1, got {keep}")
+        self.checkpoint = checkpoint
+        self.directory = directory
+        self.keep = keep
+        self.writer = writer
+        self.scratch_directory = scratch_directory
+
+    # --- reading ----------------------------------------------------------------------
+    def prefix(self, step: int) -> str:
+        return os.path.join(self.directory, f"ckpt-{step}")
+
+    def steps(self) -> list[int]:
+        """Steps of the `ckpt-<step>.index` files present, ascending."""
+        if not tf.io.gfile.isdir(self.directory):
+            return []
+        found = (_INDEX.match(name) for name in tf.io.gfile.listdir(self.directory))
+        return sorted(int(match.group(1)) for match in found if match)
+
+    def records(self) -> dict[int, Record]:
+        """The history's records by step; unreadable lines (a kill mid-write) are skipped."""
+        path = os.path.join(self.directory, HISTORY)
+        if not tf.io.gfile.exists(path):
+            return {}
+        records = {}
+        with tf.io.gfile.GFile(path) as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    data = json.loads(line)
+                    record = Record(int(data["step"]), tuple(data["losses"]), data.get("eval"))
+                except (ValueError, KeyError, TypeError):
+                    logging.warning("%s line %d is not a record; ignored", path, number)
+                    continue
+                records[record.step] = record
+        return records
+
+    def history(self, step: int) -> list[Record]:
+        """The records of steps <= `step`, in order."""
+        return [r for s, r in sorted(self.records().items()) if s <= step]
+
+    def _readable(self, step: int) -> Exception | None:
+        """None if every tensor of ckpt-`step` reads back (sizes and checksums), else why."""
+        try:
+            reader = tf.train.load_checkpoint(self.prefix(step))
+            for name in reader.get_variable_to_shape_map():
+                reader.get_tensor(name)
+        except Exception as error:  # Any failure to read makes it unusable.
+            return error
+        return None
+
+    def choose(self) -> int:
+        """(chief) The newest usable checkpoint's step, 0 if none; moves bad ones aside.
+
+        Usable: its tensors read back and, once a history exists, it has a record (one
+        without was being saved when the run was killed).
+        """
+        self._remove_partial_writes()
+        records = self.records()
+        rejected = []
+        chosen = 0
+        for step in reversed(self.steps()):
+            error = self._readable(step)
+            if error is None and records and step not in records:
+                error = f"no record in {HISTORY}: the run was killed while saving it"
+            if error is None:
+                chosen = step
+                break
+            lines = str(error).strip().splitlines()
+            logging.warning(
+                "checkpoint %s cannot be used (%s: %s); moving it to %s and trying the "
+                "previous one",
+                self.prefix(step),
+                type(error).__name__ if isinstance(error, Exception) else "incomplete",
+                lines[0] if lines else "",
+                os.path.join(self.directory, "rejected"),
+            )
+            self._move_aside([step], "rejected")
+            rejected.append(step)
+        if rejected:
+            self._write_state()
+            if not chosen:
+                logging.warning(
+                    "NO USABLE CHECKPOINT in %s (rejected steps %s): TRAINING FROM THE START",
+                    self.directory,
+                    rejected,
+                )
+        return chosen
+
+    def restore(self, step: int) -> None:
+        """Loads ckpt-`step` into the model and optimizer (every worker)."""
+        path = self.prefix(step)
+        try:
+            self.checkpoint.read(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise CheckpointMismatchError(
+                f"checkpoint {path} does not fit the model and optimizer of this config "
+                f"({type(error).__name__}: {str(error).strip()[:500]}); train with the config "
+                "it was written with, or use a new --workdir"
+            ) from error
+
+    def commit_restore(self, step: int) -> None:
+        """(chief) Makes the history and the state file describe a run at `step`."""
+        kept = self.history(step)
+        self._write_history(kept)
+        self._write_state()
+
+    # --- writing ----------------------------------------------------------------------
+    def save(self, step: int, losses: list[float], eval_metrics: dict | None = None) -> str:
+        """Writes ckpt-`step` with its record, then drops checkpoints beyond `keep`."""
+        if not self.writer:
+            if self.scratch_directory:
+                # Saving is collective here: this worker writes too, then discards it.
+                self.checkpoint.write(os.path.join(self.scratch_directory, "ckpt"))
+                shutil.rmtree(self.scratch_directory, ignore_errors=True)
+            return ""
+        tf.io.gfile.makedirs(self.directory)
+        path = self.checkpoint.write(self.prefix(step))
+        record = Record(step, tuple(float(v) for v in losses), eval_metrics)
+        with open(os.path.join(self.directory, HISTORY), "a") as handle:
+            handle.write(record.to_json() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        stale = self.steps()[: -self.keep]
+        for old in stale:
+            for name in tf.io.gfile.glob(self.prefix(old) + ".*"):
+                tf.io.gfile.remove(name)
+        self._write_state()
+        return path
+
+    def quarantine_diverged(self, losses_after_last: list[float]) -> list[int]:
+        """(chief) Moves the checkpoints written after the divergence began to diverged/."""
+        present = set(self.steps())
+        records = self.records()
+        bad = [s for s in diverged_checkpoints(list(records.values()), losses_after_last)]
+        bad = [s for s in bad if s in present]
+        if bad:
+            self._move_aside(bad, "diverged")
+            self._write_history([r for s, r in sorted(records.items()) if s < bad[0]])
+            self._write_state()
+        return bad
+
+    def _move_aside(self, steps: list[int], folder: str) -> None:
+        target = os.path.join(self.directory, folder)
+        tf.io.gfile.makedirs(target)
+        for step in steps:
+            for name in tf.io.gfile.glob(self.prefix(step) + ".*"):
+                tf.io.gfile.rename(
+                    name, os.path.join(target, os.path.basename(name)), overwrite=True
+                )
+
+    def _remove_partial_writes(self) -> None:
+        # TensorFlow writes ckpt-<step>_temp/ and renames its files when done: a folder
+        # left behind is a save that was killed.
+        for name in tf.io.gfile.glob(os.path.join(self.directory, "ckpt-*_temp")):
+            tf.io.gfile.rmtree(name)
+
+    def _write_history(self, records: list[Record]) -> None:
+        tf.io.gfile.makedirs(self.directory)
+        _atomic_write(
+            os.path.join(self.directory, HISTORY), "".join(r.to_json() + "\n" for r in records)
+        )
+
+    def _write_state(self) -> None:
+        steps = self.steps()
+        path = os.path.join(self.directory, STATE)
+        if not steps:
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.remove(path)
+            return
+        lines = [f'model_checkpoint_path: "ckpt-{steps[-1]}"']
+        lines += [f'all_model_checkpoint_paths: "ckpt-{s}"' for s in steps]
+        _atomic_write(path, "\n".join(lines) + "\n")
+
+
+def _atomic_write(path: str, text: str) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
