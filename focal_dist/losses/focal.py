@@ -336,8 +336,8 @@ def categorical_focal_crossentropy(
       alpha: a scalar or a length-C vector, entries in [0, 1].
       from_logits: whether y_pred holds logits.
       label_smoothing: s in [0, 1].
-      axis: the class axis (the sum is taken over it). Label smoothing uses the size of
-        the last axis, as Keras does.
+      axis: the class axis: the sum is taken over it and label smoothing spreads s over
+        its C entries.
       class_weight: None, {class_id: weight} covering every class, or a length-C sequence.
 
     Returns:
@@ -357,7 +357,8 @@ def categorical_focal_crossentropy(
     with tf.control_dependencies(_validation.check_same_shape(y_true, y_pred)):
         labels = tf.identity(y_true)
     if label_smoothing:
-        num_labels = tf.cast(tf.shape(labels)[-1], labels.dtype)
+        # The class axis, not the last one (keras-team/keras#23437 fixed the same).
+        num_labels = tf.cast(tf.shape(labels)[axis], labels.dtype)
         labels = labels * (1.0 - label_smoothing) + label_smoothing / num_labels
     return _categorical_focal(
         labels,

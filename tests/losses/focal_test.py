@@ -232,6 +232,23 @@ def test_categorical_non_last_axis_and_per_class_alpha_match_numpy(from_logits):
 
 
 @pytest.mark.parametrize("from_logits", [False, True])
+def test_label_smoothing_spreads_over_the_class_axis_not_the_last_axis(from_logits):
+    # 5 classes on axis 1, 2 entries on the last axis: t = y (1 - s) + s / 5.
+    y_true, y_pred = _categorical_inputs((3, 5, 2), from_logits, seed=16, axis=1)
+    kwargs = dict(gamma=2.0, alpha=0.5, from_logits=from_logits, label_smoothing=0.1, axis=1)
+    expected = ref.categorical_focal(y_true, y_pred, **kwargs)
+    ours = fl.categorical_focal_crossentropy(y_true, y_pred, **kwargs)
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-10)
+    per_example = fl.CategoricalFocalCrossentropy(reduction="none", **kwargs)(y_true, y_pred)
+    np.testing.assert_allclose(per_example.numpy(), expected, rtol=1e-5)
+    # The same numbers as with the class axis last, where both readings agree.
+    moved = fl.categorical_focal_crossentropy(
+        np.moveaxis(y_true, 1, -1), np.moveaxis(y_pred, 1, -1), **{**kwargs, "axis": -1}
+    )
+    np.testing.assert_allclose(moved.numpy(), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
 @pytest.mark.parametrize("ignore_class", [None, -1, 2])
 def test_sparse_matches_numpy_loop_with_class_weight_and_ignore_class(from_logits, ignore_class):
     rng = np.random.default_rng(13)
@@ -272,20 +289,25 @@ def test_sparse_equals_categorical_on_one_hot_labels_and_keras_sparse_class():
     dense = fl.categorical_focal_crossentropy(np.eye(6)[labels], logits, from_logits=True)
     np.testing.assert_allclose(sparse.numpy(), dense.numpy(), rtol=1e-12)
     # [B, 1] labels, as Keras passes them, give the same.
-    keras_shaped = fl.SparseCategoricalFocalCrossentropy(from_logits=True)(labels[:, None], logits)
+    keras_shaped = fl.SparseCategoricalFocalCrossentropy(from_logits=True, reduction="none")(
+        labels[:, None], logits
+    )
     np.testing.assert_allclose(keras_shaped.numpy(), dense.numpy(), rtol=1e-6)
 
 
 def test_sparse_ignore_class_examples_are_not_counted_by_the_mean():
     labels = np.array([0, 255, 1, 255])
     logits = np.random.default_rng(15).normal(size=(4, 3)).astype("f4")
-    loss = fl.SparseCategoricalFocalCrossentropy(from_logits=True, ignore_class=255)
+    loss = fl.SparseCategoricalFocalCrossentropy(
+        from_logits=True, ignore_class=255, reduction="none"
+    )
     per_example = loss(labels, logits)
     valid = per_example.numpy()[[0, 2]]
-    # Keras's own reduction and compute_global_loss both average over the 2 valid ones.
-    keras_mean = fl.SparseCategoricalFocalCrossentropy(
-        from_logits=True, ignore_class=255, reduction="sum_over_batch_size"
-    )(labels, logits)
+    # Keras's own reduction (the default) and compute_global_loss both average over the
+    # 2 valid ones.
+    keras_mean = fl.SparseCategoricalFocalCrossentropy(from_logits=True, ignore_class=255)(
+        labels, logits
+    )
     np.testing.assert_allclose(keras_mean.numpy(), valid.mean(), rtol=1e-5)
     np.testing.assert_allclose(fl.compute_global_loss(per_example).numpy(), valid.mean(), rtol=1e-6)
 

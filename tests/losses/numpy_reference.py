@@ -62,7 +62,7 @@ def categorical_focal(
     class_weight=None,
 ):
     y = np.asarray(y, np.float64)
-    t = y * (1 - label_smoothing) + label_smoothing / y.shape[-1]
+    t = y * (1 - label_smoothing) + label_smoothing / y.shape[axis]
     if from_logits:
         x = np.moveaxis(np.asarray(y_pred, np.float64), axis, -1)
         log_p = x - np.logaddexp.reduce(x, axis=-1, keepdims=True)
