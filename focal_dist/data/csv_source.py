@@ -65,6 +65,7 @@ def csv_dataset(
     *,
     label_column="label",
     labels_only: bool = False,
+    check_features: bool = False,
     batch_size: int,
     label_mode: str | None = None,
     num_classes: int | None = None,
@@ -83,10 +84,11 @@ def csv_dataset(
         label_mode,
         num_classes,
     )
-    selected = label_index if labels_only else sorted(label_index + feature_index)
+    read_features = not labels_only or check_features
+    selected = sorted(label_index + feature_index) if read_features else label_index
     position = {column: k for k, column in enumerate(selected)}
     label_pos = [position[i] for i in label_index]
-    feature_pos = [position[i] for i in feature_index]
+    feature_pos = [position[i] for i in feature_index] if read_features else []
     own_files, shard_records = shard_files(files, info)
     stride, offset = (info.num_pipelines, info.pipeline_id) if shard_records else (1, 0)
 
@@ -117,8 +119,8 @@ def csv_dataset(
                 numbers = tf.strings.to_number(text)
             label = tf.gather(numbers, label_pos, axis=1)
             label = label[:, 0] if len(label_pos) == 1 else label
-            features = None if labels_only else tf.gather(numbers, feature_pos, axis=1)
-            return checks.checked(
+            features = tf.gather(numbers, feature_pos, axis=1) if read_features else None
+            result = checks.checked(
                 features,
                 label,
                 where=where,
@@ -129,6 +131,7 @@ def csv_dataset(
                 num_classes=num_classes,
                 row_text=_row_text,
             )
+            return result[1] if labels_only and read_features else result
 
         return (
             records.batch(batch_size)

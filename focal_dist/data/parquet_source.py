@@ -90,6 +90,7 @@ def parquet_dataset(
     label_column="label",
     feature_columns: Sequence[str] | None = None,
     labels_only: bool = False,
+    check_features: bool = False,
     batch_size: int,
     chunk_rows: int = 65536,
     label_mode: str | None = None,
@@ -102,7 +103,10 @@ def parquet_dataset(
     chunk of `chunk_rows` rows. Features must be finite and labels valid for
     `label_mode` (see `checks.checked`).
     """
-    schemas, labels, features = _layout(files, label_column, feature_columns, labels_only)
+    read_features = not labels_only or check_features
+    schemas, labels, features = _layout(
+        files, label_column, feature_columns, labels_only=not read_features
+    )
     check_label_width(f"Parquet file {files[0]!r}", labels, len(labels), label_mode, num_classes)
 
     def num_rows(path):
@@ -130,7 +134,7 @@ def parquet_dataset(
                 ]
 
             label = tf.stack(columns(labels, label_dtype), axis=-1)
-            if labels_only:
+            if not read_features:
                 return (label,)
             return tf.stack(columns(features, tf.float32), axis=-1), label
 
@@ -138,8 +142,8 @@ def parquet_dataset(
         result = tf.switch_case(tf.cast(file_index, tf.int32), branches)
         label = result[-1]
         label = label[:, 0] if len(labels) == 1 else label
-        return checks.checked(
-            None if labels_only else result[0],
+        result = checks.checked(
+            result[0] if read_features else None,
             label,
             where=tf.gather(where_by_file, file_index),
             rows=tf.range(start, stop),
@@ -148,6 +152,7 @@ def parquet_dataset(
             label_mode=label_mode,
             num_classes=num_classes,
         )
+        return result[1] if labels_only and read_features else result
 
     dataset = tf.data.Dataset.from_tensor_slices(own).map(
         read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True

@@ -105,6 +105,7 @@ def make_dataset(
     label_column="label",
     feature_column: str = "features",
     labels_only: bool = False,
+    check_features: bool = False,
     batch_size: int,
     label_mode: str | None = None,
     num_classes: int | None = None,
@@ -115,6 +116,11 @@ def make_dataset(
     `label_mode` ("binary", "multi_label" or "sparse", with `num_classes`) makes the
     reader refuse labels outside the task's range, naming file, column and row; without
     it labels only need to be finite. Features must always be finite.
+
+    `labels_only` returns labels alone (for Parquet only the label columns are read);
+    with `check_features` as well, the features are still read and checked: a label pass
+    before training (the class-weight histogram) then also finds every bad feature value
+    before the first step, and so before any checkpoint.
     """
     _check_source(source)
     if label_mode is not None and label_mode not in LABEL_MODES:
@@ -123,7 +129,12 @@ def make_dataset(
         raise DataError(f"label_mode {label_mode!r} needs num_classes; got {num_classes!r}")
     files = list_files(path)
     labels = {"label_mode": label_mode, "num_classes": num_classes}
-    common = {"labels_only": labels_only, "batch_size": batch_size, **labels}
+    common = {
+        "labels_only": labels_only,
+        "check_features": check_features,
+        "batch_size": batch_size,
+        **labels,
+    }
     if source == "tfrecord":
         return tfrecord_dataset(
             files,

@@ -55,6 +55,7 @@ def tfrecord_dataset(
     label_key: str = "label",
     feature_key: str = "features",
     labels_only: bool = False,
+    check_features: bool = False,
     batch_size: int,
     label_mode: str | None = None,
     num_classes: int | None = None,
@@ -64,7 +65,8 @@ def tfrecord_dataset(
     The label is int64 or float; one value (binary, sparse) or C values (multi-hot).
     Features must be finite and labels valid for `label_mode` (see `checks.checked`).
     """
-    keys = [label_key] + ([] if labels_only else [feature_key])
+    read_features = not labels_only or check_features
+    keys = [label_key] + ([feature_key] if read_features else [])
     kinds = _kinds(files, keys)
     label_kind, label_length = kinds[label_key]
     check_label_width(
@@ -77,7 +79,7 @@ def tfrecord_dataset(
         )
     }
     feature_names = []
-    if not labels_only:
+    if read_features:
         kind, length = kinds[feature_key]
         dtype = tf.int64 if kind == "int64_list" else tf.float32
         spec[feature_key] = tf.io.FixedLenFeature([length], dtype)
@@ -98,8 +100,8 @@ def tfrecord_dataset(
             count = tf.shape(serialized, out_type=tf.int64)[0]
             rows = offset + (batch_index * batch_size + tf.range(count, dtype=tf.int64)) * stride
             parsed = tf.io.parse_example(serialized, spec)
-            features = None if labels_only else tf.cast(parsed[feature_key], tf.float32)
-            return checks.checked(
+            features = tf.cast(parsed[feature_key], tf.float32) if read_features else None
+            result = checks.checked(
                 features,
                 parsed[label_key],
                 where=where,
@@ -111,6 +113,7 @@ def tfrecord_dataset(
                 row_text=_record_text,
                 column_word="feature",
             )
+            return result[1] if labels_only and read_features else result
 
         return (
             records.batch(batch_size)

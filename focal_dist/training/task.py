@@ -180,6 +180,8 @@ class ClassificationTask:
             info,
             label_column=self.config.data.label_column,
             labels_only=True,
+            # The label pass before training also checks every feature value.
+            check_features=True,
             batch_size=4096,
             label_mode=self.label_mode,
             num_classes=self.num_outputs,
