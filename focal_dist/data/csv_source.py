@@ -11,7 +11,13 @@ import csv
 import tensorflow as tf
 
 from focal_dist.data import checks
-from focal_dist.data.files import DataError, check_label_width, label_columns, shard_files
+from focal_dist.data.files import (
+    DataError,
+    check_label_width,
+    label_columns,
+    require_rows,
+    shard_files,
+)
 from focal_dist.distribute import InputInfo
 
 # What tf.strings.to_number reads: decimals, exponents, inf and nan in any case.
@@ -143,4 +149,6 @@ def csv_dataset(
     dataset = datasets[0]
     for other in datasets[1:]:
         dataset = dataset.concatenate(other)
+    if shard_records:
+        dataset = require_rows(dataset, "CSV", own_files, info)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -82,8 +82,10 @@ def check_label_width(where: str, columns: Sequence[str], width: int, label_mode
         )
 
 
-def require_rows(dataset: tf.data.Dataset, message: str) -> tf.data.Dataset:
-    """`dataset`, or DataError(message) if it yields nothing (checked eagerly, one element).
+def require_rows(dataset: tf.data.Dataset, kind: str, files, info: InputInfo):
+    """`dataset`, or a DataError naming the files if this pipeline's shard is empty.
+
+    Checked eagerly by reading one batch, only where records are split between pipelines.
 
     Without this an empty shard ends the training input at once and the run stops with
     TensorFlow's `End of sequence`, naming no file.
@@ -91,5 +93,8 @@ def require_rows(dataset: tf.data.Dataset, message: str) -> tf.data.Dataset:
     if tf.executing_eagerly():
         for _ in dataset.take(1):
             return dataset
-        raise DataError(message)
+        raise DataError(
+            f"{kind} file(s) {list(files)} hold fewer rows than the {info.num_pipelines} "
+            f"input pipelines: pipeline {info.pipeline_id} would get none"
+        )
     return dataset

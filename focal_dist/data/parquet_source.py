@@ -112,11 +112,24 @@ def parquet_dataset(
     def num_rows(path):
         return int(schemas[path][labels[0]][0][0])
 
-    chunks = [
-        (i, start, min(start + chunk_rows, num_rows(path)))
-        for i, path in enumerate(files)
-        for start in range(0, num_rows(path), chunk_rows)
-    ]
+    def split(size):
+        return [
+            (i, start, min(start + size, num_rows(path)))
+            for i, path in enumerate(files)
+            for start in range(0, num_rows(path), size)
+        ]
+
+    chunks = split(chunk_rows)
+    # Smaller chunks until every pipeline has one: a pipeline without rows would end the
+    # training input at once.
+    while len(chunks) < info.num_pipelines and chunk_rows > 1:
+        chunk_rows = (chunk_rows + 1) // 2
+        chunks = split(chunk_rows)
+    if len(chunks) < info.num_pipelines:
+        raise DataError(
+            f"Parquet file(s) {files} hold {len(chunks)} rows, fewer than the "
+            f"{info.num_pipelines} input pipelines: pipeline {info.pipeline_id} would get none"
+        )
     own = np.asarray(chunks[info.pipeline_id :: info.num_pipelines], np.int64).reshape(-1, 3)
     label_dtype = schemas[files[0]][labels[0]][1]
     where_by_file = tf.constant([f"Parquet file {path}" for path in files])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from focal_dist.data import checks
-from focal_dist.data.files import DataError, check_label_width, shard_files
+from focal_dist.data.files import DataError, check_label_width, require_rows, shard_files
 from focal_dist.distribute import InputInfo
 
 
@@ -123,12 +123,12 @@ def tfrecord_dataset(
 
     if len(own_files) == 1:
         # No interleave over one file: it reads 4x slower here.
-        return file_dataset(tf.constant(own_files[0])).prefetch(tf.data.AUTOTUNE)
-    parallel = min(4, len(own_files))
-    return (
-        tf.data.Dataset.from_tensor_slices(own_files)
-        .interleave(
+        dataset = file_dataset(tf.constant(own_files[0]))
+    else:
+        parallel = min(4, len(own_files))
+        dataset = tf.data.Dataset.from_tensor_slices(own_files).interleave(
             file_dataset, cycle_length=parallel, num_parallel_calls=parallel, deterministic=True
         )
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    if shard_records:
+        dataset = require_rows(dataset, "TFRecord", own_files, info)
+    return dataset.prefetch(tf.data.AUTOTUNE)
