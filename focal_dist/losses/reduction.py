@@ -14,34 +14,8 @@ import numbers
 import tensorflow as tf
 
 from focal_dist.distribute.base import Backend
+from focal_dist.distribute.resolve import resolve_backend
 from focal_dist.losses.focal import compute_dtype
-
-
-def _all_reduce_sum(value: tf.Tensor, backend) -> tf.Tensor:
-    if backend is None:
-        if tf.distribute.in_cross_replica_context() and tf.distribute.has_strategy():
-            strategy = tf.distribute.get_strategy()
-            if strategy.num_replicas_in_sync > 1:
-                raise ValueError(
-                    "compute_global_loss with global_batch_size=None needs a replica "
-                    f"context: call it inside strategy.run, not in the cross-replica "
-                    f"context of {type(strategy).__name__}"
-                )
-            return value
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
-            return value
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
-    if backend == "horovod":
-        import horovod.tensorflow as hvd
-
-        return hvd.allreduce(value, op=hvd.Sum)  # Sum, not Horovod's default Average.
-    if isinstance(backend, Backend):
-        return backend.all_reduce_sum(value)
-    raise ValueError(
-        f"backend must be None (tf.distribute), 'horovod' or a focal_dist.distribute."
-        f"Backend, got {backend!r}"
-    )
 
 
 def _broadcast_like(value, target: tf.Tensor, name: str) -> tf.Tensor:
@@ -61,29 +35,49 @@ def _broadcast_like(value, target: tf.Tensor, name: str) -> tf.Tensor:
     return tf.broadcast_to(value, tf.shape(target))
 
 
+def _check_positive(name: str, value) -> None:
+    if value is None or isinstance(value, tf.Tensor):
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
+        raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+
+
 def compute_global_loss(
     per_example_loss,
     sample_weight=None,
     global_batch_size=None,
     *,
     mask=None,
-    backend: Backend | str | None = None,
+    normalizer=None,
+    normalizer_floor=None,
+    backend: Backend | tf.distribute.Strategy | str | None = None,
 ) -> tf.Tensor:
     r"""This replica's share of the global mean loss.
 
-        loss_r = sum_{i in replica r} w_i m_i l_i / G,   G = sum over all replicas of sum_i m_i
+        loss_r = sum_{i in replica r} w_i m_i l_i / G
 
-    so that sum_r loss_r = L, the single-device mean over the global batch. G is
-    `global_batch_size` when given; otherwise the all-reduced count of examples in this
-    step (each element of `per_example_loss` is one example; with `mask`, only those
-    where it is true), so a short last batch and an empty replica are right. When every
-    example of the step is masked out, G = 0 and the loss is 0, not NaN.
+    so that sum_r loss_r = L, the single-device loss of the whole global batch, once the
+    gradients are SUMMED over replicas. G is, in order of precedence:
 
-    Works eagerly, in tf.function, and inside `strategy.run` (MirroredStrategy,
-    MultiWorkerMirroredStrategy); on one device it is the plain weighted mean.
+    * `global_batch_size`, when given: a fixed denominator, no collective;
+    * with `normalizer`: G = max(sum_r n_r, normalizer_floor), where n_r is this
+      replica's own normaliser (RetinaNet: its number of positive anchors) and the sum
+      is all-reduced over every replica, so N replicas divide by the count one device
+      would see. RetinaNet's max(N, 1) is `normalizer_floor=1`: the floor is applied to
+      the global sum, never per replica (a per-replica max(n_r, 1) changes the loss);
+    * otherwise the all-reduced count of examples (each element of `per_example_loss`
+      is one example, or one pixel; with `mask`, only those where it is true), so a short
+      last batch, an empty replica and ignored pixels are right.
+
+    When G = 0 (every example masked out, no positives and no floor) the loss is 0, not
+    NaN.
+
+    Works eagerly, in tf.function, inside `strategy.run` (MirroredStrategy,
+    MultiWorkerMirroredStrategy) and under Horovod; on one device it is the plain
+    weighted mean (or sum / normaliser).
 
     Args:
-      per_example_loss: losses l_i, shape [B] or [B, ...].
+      per_example_loss: losses l_i, shape [B] or [B, ...] (e.g. per pixel [B, H, W]).
       sample_weight: w_i, broadcastable to per_example_loss ([B] is expanded); 1 if None.
       global_batch_size: G as a positive number, or None to count it. A scalar tensor is
         taken as G too (the trainer all-reduces the count before the forward pass, so
@@ -91,20 +85,40 @@ def compute_global_loss(
       mask: m_i, booleans or 0/1 of per_example_loss's shape; examples with m_i = 0 add
         nothing and are not counted. Defaults to the Keras mask that
         `SparseCategoricalFocalCrossentropy(ignore_class=...)` attaches, if any.
-      backend: None for tf.distribute (the current replica context), "horovod" for
-        `hvd.allreduce(op=hvd.Sum)`, or a `focal_dist.distribute.Backend`.
+      normalizer: this replica's local normaliser n_r (a number or scalar tensor, >= 0),
+        all-reduced with SUM to give G.
+      normalizer_floor: with `normalizer`, the least G (RetinaNet: 1).
+      backend: whose replicas are summed over: None for the tf.distribute strategy in
+        scope (its replica context), a `tf.distribute.Strategy`, a
+        `focal_dist.distribute.Backend`, or "horovod" (`hvd.allreduce(op=hvd.Sum)`).
 
     Returns:
       A scalar in float32 (float64 for float64 losses).
     """
-    if (global_batch_size is not None and not isinstance(global_batch_size, tf.Tensor)) and (
-        isinstance(global_batch_size, bool)
-        or not isinstance(global_batch_size, numbers.Real)
-        or global_batch_size <= 0
-    ):
+    _check_positive("global_batch_size", global_batch_size)
+    if normalizer is not None and global_batch_size is not None:
         raise ValueError(
-            f"global_batch_size must be a positive number or None, got {global_batch_size!r}"
+            "pass either global_batch_size (a fixed denominator) or normalizer (this "
+            f"replica's count, all-reduced), not both; got global_batch_size="
+            f"{global_batch_size!r} and normalizer={normalizer!r}"
         )
+    if normalizer_floor is not None:
+        if normalizer is None:
+            raise ValueError(
+                f"normalizer_floor={normalizer_floor!r} needs normalizer= (this replica's "
+                "count); the example count is never floored"
+            )
+        _check_positive("normalizer_floor", normalizer_floor)
+    if (
+        normalizer is not None
+        and not isinstance(normalizer, tf.Tensor)
+        and (isinstance(normalizer, bool) or not isinstance(normalizer, numbers.Real))
+    ):
+        raise ValueError(f"normalizer must be a number or a scalar tensor, got {normalizer!r}")
+    if normalizer is not None and isinstance(normalizer, numbers.Real) and normalizer < 0:
+        raise ValueError(f"normalizer must be >= 0, got {normalizer!r}")
+    # Resolved before any tensor work, so that a bad backend fails first.
+    resolved = None if global_batch_size is not None else resolve_backend(backend)
     if mask is None:
         mask = getattr(per_example_loss, "_keras_mask", None)
     loss = tf.convert_to_tensor(per_example_loss)
@@ -122,15 +136,27 @@ def compute_global_loss(
     if global_batch_size is not None:
         # divide_no_nan: a count tensor of 0 (every example masked out) gives 0.
         return tf.math.divide_no_nan(local_sum, tf.cast(global_batch_size, loss.dtype))
-    global_count = _all_reduce_sum(local_count, backend)
+    if normalizer is not None:
+        normalizer = tf.convert_to_tensor(normalizer)
+        if normalizer.shape.rank not in (None, 0):
+            raise ValueError(
+                f"normalizer must be a scalar (this replica's count), got shape {normalizer.shape}"
+            )
+        local_count = tf.cast(normalizer, loss.dtype)
+    global_count = resolved.all_reduce_sum(local_count)
+    if normalizer_floor is not None:
+        global_count = tf.maximum(global_count, tf.cast(normalizer_floor, loss.dtype))
     return tf.math.divide_no_nan(local_sum, global_count)
 
 
-def scale_regularization_loss(regularization_losses, backend: Backend | str | None = None):
+def scale_regularization_loss(
+    regularization_losses, backend: Backend | tf.distribute.Strategy | str | None = None
+):
     r"""Sum of regularization losses divided by the replica count R.
 
     Added to every replica's `compute_global_loss`, whose gradients are summed across
-    replicas, it is then counted exactly once: sum_r (reg / R) = reg.
+    replicas, it is then counted exactly once: sum_r (reg / R) = reg. `backend` as in
+    `compute_global_loss` (None: the strategy in scope).
     """
     if isinstance(regularization_losses, list | tuple):
         total = (
@@ -140,16 +166,5 @@ def scale_regularization_loss(regularization_losses, backend: Backend | str | No
         )
     else:
         total = tf.convert_to_tensor(regularization_losses)
-    if backend is None:
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    elif backend == "horovod":
-        import horovod.tensorflow as hvd
-
-        replicas = hvd.size()
-    elif isinstance(backend, Backend):
-        replicas = backend.num_replicas_in_sync
-    else:
-        raise ValueError(
-            f"backend must be None, 'horovod' or a focal_dist.distribute.Backend, got {backend!r}"
-        )
+    replicas = resolve_backend(backend).num_replicas_in_sync
     return total / tf.cast(replicas, total.dtype)

@@ -27,14 +27,19 @@ CONFIGS = [
             name="bfc",
         ),
     ),
-    (fl.BinaryFocalCrossentropy, dict(class_weight=[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])),
+    (
+        fl.BinaryFocalCrossentropy,
+        dict(class_weight=[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], reduction="global_mean"),
+    ),
     (
         fl.CategoricalFocalCrossentropy,
-        dict(gamma=3.0, alpha=[0.1, 0.2, 0.7], from_logits=True, label_smoothing=0.1),
+        dict(
+            gamma=3.0, alpha=[0.1, 0.2, 0.7], from_logits=True, label_smoothing=0.1, reduction="sum"
+        ),
     ),
     (
         fl.SparseCategoricalFocalCrossentropy,
-        dict(gamma=1.0, alpha=0.5, class_weight=[1.0, 2.0, 0.5], ignore_class=-1),
+        dict(gamma=1.0, alpha=0.5, class_weight=[1.0, 2.0, 0.5], ignore_class=-1, reduction="none"),
     ),
 ]
 
@@ -46,7 +51,7 @@ def test_get_config_round_trips_every_argument_through_json(cls, kwargs):
     for key, value in kwargs.items():
         expected = value.tolist() if isinstance(value, np.ndarray) else value
         assert config[key] == expected, key
-    assert config["reduction"] == "none"
+    assert config["reduction"] == kwargs.get("reduction", "sum_over_batch_size")
     restored = cls.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
     # Keras's own serialization finds the registered class.
@@ -70,15 +75,35 @@ def test_restored_loss_computes_the_same_values(cls, kwargs):
     loss = cls(**kwargs)
     restored = cls.from_config(json.loads(json.dumps(loss.get_config())))
     np.testing.assert_array_equal(loss(y_true, y_pred).numpy(), restored(y_true, y_pred).numpy())
-    assert loss(y_true, y_pred).shape == (6,)
+    expected_shape = (6,) if kwargs.get("reduction") == "none" else ()
+    assert loss(y_true, y_pred).shape == expected_shape
 
 
-def test_default_reduction_returns_per_example_losses_equal_to_the_function():
+def test_reduction_none_returns_per_example_losses_equal_to_the_function():
     rng = np.random.default_rng(1)
     y_true, logits = (rng.random((5, 4)) < 0.3).astype("f4"), rng.normal(size=(5, 4)).astype("f4")
-    values = fl.BinaryFocalCrossentropy(gamma=1.5, from_logits=True)(y_true, logits)
+    values = fl.BinaryFocalCrossentropy(gamma=1.5, from_logits=True, reduction="none")(
+        y_true, logits
+    )
     direct = fl.binary_focal_crossentropy(y_true, logits, gamma=1.5, from_logits=True)
     np.testing.assert_array_equal(values.numpy(), direct.numpy())
+
+
+@pytest.mark.parametrize("reduction", [None, "sum_over_batch_size", "global_mean"])
+def test_default_and_global_mean_reductions_are_the_weighted_batch_mean_on_one_device(reduction):
+    rng = np.random.default_rng(7)
+    y_true, logits = (rng.random((5, 4)) < 0.3).astype("f4"), rng.normal(size=(5, 4)).astype("f4")
+    weights = rng.uniform(0, 2, 5).astype("f4")
+    kwargs = {} if reduction is None else {"reduction": reduction}
+    value = fl.BinaryFocalCrossentropy(from_logits=True, **kwargs)(y_true, logits, weights)
+    direct = fl.binary_focal_crossentropy(y_true, logits, from_logits=True).numpy()
+    assert value.shape == ()
+    np.testing.assert_allclose(value.numpy(), np.mean(direct * weights), rtol=1e-6)
+
+
+def test_unknown_reduction_is_refused_naming_it():
+    with pytest.raises(ValueError, match="global_sum"):
+        fl.BinaryFocalCrossentropy(reduction="global_sum")
 
 
 def test_bad_constructor_arguments_fail_at_construction():
@@ -137,14 +162,15 @@ def test_classes_are_tf_keras_losses_under_tf_use_legacy_keras():
         loss = fl.BinaryFocalCrossentropy(from_logits=True, gamma=2.0)
         y = np.array([[0.0, 1.0], [0.0, 0.0]])
         x = np.array([[-18.6, 0.51], [2.94, -12.8]])
+        assert loss(y, x).shape == ()
+        loss = fl.BinaryFocalCrossentropy(from_logits=True, gamma=2.0, reduction="none")
         per_example = loss(y, x).numpy()
         again = fl.BinaryFocalCrossentropy.from_config(loss.get_config())
         np.testing.assert_allclose(again(y, x).numpy(), per_example)
         ref = fl.binary_focal_crossentropy(y, x, from_logits=True, gamma=2.0).numpy()
         np.testing.assert_allclose(per_example, ref)
         model = tf_keras.Sequential([tf_keras.layers.Dense(2, input_shape=(3,))])
-        model.compile("sgd", loss=fl.CategoricalFocalCrossentropy(
-            from_logits=True, reduction="sum_over_batch_size"))
+        model.compile("sgd", loss=fl.CategoricalFocalCrossentropy(from_logits=True))
         model.fit(np.ones((4, 3)), np.eye(2)[[0, 1, 0, 1]], verbose=0)
         print("tf_keras ok", per_example.tolist())
         """
