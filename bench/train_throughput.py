@@ -67,12 +67,12 @@ def ours(backend, steps_per_loop: int, jit: bool) -> float:
     warmup = max(steps_per_loop, epoch_steps + 10)  # fills the cache, traces, compiles
     done = 0
     while done < warmup:
-        trainer._train_loop(iterator, tf.constant(steps_per_loop))[0].numpy()
+        trainer.step.train_loop(iterator, tf.constant(steps_per_loop))[0].numpy()
         done += steps_per_loop
     loops = max(FLAGS.steps // steps_per_loop, 1)
     start = time.perf_counter()
     for _ in range(loops):
-        trainer._train_loop(iterator, tf.constant(steps_per_loop))[0].numpy()
+        trainer.step.train_loop(iterator, tf.constant(steps_per_loop))[0].numpy()
     return loops * steps_per_loop * FLAGS.global_batch_size / (time.perf_counter() - start)
 
 

@@ -131,8 +131,9 @@ class Backend(abc.ABC):
         """True where saving is collective, so non-chief workers save to scratch too."""
         return False
 
-    @property
-    def optimizer_sums_gradients(self) -> bool:
-        """True where Keras's `optimizer.apply_gradients` in a replica context would
-        all-reduce (SUM) the gradients a second time."""
-        return False
+    def prepare_optimizer(self, optimizer) -> None:
+        """Makes `optimizer.apply_gradients` apply the gradients it is given as they are.
+
+        The training step sums gradients over replicas itself, once, before clipping;
+        backends whose optimizer would sum them again turn that off here.
+        """

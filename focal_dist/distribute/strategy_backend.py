@@ -14,8 +14,7 @@ class StrategyBackend(Backend):
     """A `tf.distribute.Strategy` behind the Backend interface.
 
     `aggregate_gradients` SUM-all-reduces in the replica context; Keras 3's TF optimizer
-    would all-reduce again inside `apply_gradients` (`optimizer_sums_gradients`), which
-    the trainer turns off.
+    would all-reduce again inside `apply_gradients`, which `prepare_optimizer` turns off.
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, name: str):
@@ -77,9 +76,28 @@ class StrategyBackend(Backend):
     def sum_across_workers(self, value):
         return value
 
-    @property
-    def optimizer_sums_gradients(self) -> bool:
-        return True
+    def prepare_optimizer(self, optimizer) -> None:
+        # Keras 3's TF optimizer SUM-all-reduces gradients again inside apply_gradients
+        # in a replica context (`_all_reduce_sum_gradients`, a private hook); the step
+        # has summed them already. If Keras renames the hook, gradients would silently
+        # be summed twice: refuse to train instead.
+        inner = getattr(optimizer, "inner_optimizer", None)
+        for opt in (optimizer, inner):
+            if opt is None:
+                continue
+            if not callable(getattr(opt, "_all_reduce_sum_gradients", None)):
+                import keras
+
+                raise RuntimeError(
+                    f"{type(opt).__name__} of Keras {keras.__version__} has no "
+                    "_all_reduce_sum_gradients hook (tested with Keras 3.15.1): this Keras "
+                    "would sum gradients over replicas twice under tf.distribute"
+                )
+            opt._all_reduce_sum_gradients = _apply_as_given
+
+
+def _apply_as_given(grads_and_vars):
+    return list(grads_and_vars)
 
 
 def default_backend() -> StrategyBackend:

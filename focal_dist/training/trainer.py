@@ -1,17 +1,7 @@
-"""The distributed training loop: train, evaluate, checkpoint, summarise.
+"""The controller: when to train, evaluate, checkpoint and write summaries.
 
-One global step, on every backend (DESIGN.md, "one global mean"):
-
-    m_r    = mean_{i in replica r} w_i l_i, n_r examples  # per replica, XLA-compilable
-    [g, G] = all_reduce_sum([n_r grad m_r, n_r])          # SUM, one collective
-    loss   = sum_r n_r m_r / G,  g = g / G
-    clip g by its global norm, apply
-
-(With regularisation losses G is all-reduced first and each replica differentiates
-compute_global_loss(...) + reg / R, so that regularisation is not divided by G.)
-
-The controller part (`train`) decides when to evaluate, checkpoint and write
-summaries; it never knows the model, and the task never knows the backend.
+It never knows the model, and the task never knows the backend; the step math (the
+forward and backward pass and the one collective per step) is in `training/step.py`.
 """
 
 from __future__ import annotations
@@ -27,25 +17,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from focal_dist import losses
 from focal_dist.distribute import Backend
 from focal_dist.training import metrics as metrics_lib
 from focal_dist.training.model import build_optimizer
+from focal_dist.training.step import StepOptions, TrainStep
 from focal_dist.training.summaries import SummaryWriter, markdown_table
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or inf; nothing was checkpointed after it."""
-
-
-def _disable_optimizer_all_reduce(optimizer) -> None:
-    # Keras 3's TF optimizer SUM-all-reduces gradients again inside apply_gradients when
-    # it runs in a replica context; the trainer has already summed them (once, before
-    # clipping), so the optimizer's own all-reduce must be an identity.
-    inner = getattr(optimizer, "inner_optimizer", None)
-    for opt in (optimizer, inner):
-        if opt is not None and hasattr(opt, "_all_reduce_sum_gradients"):
-            opt._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
 
 
 class Trainer:
@@ -74,8 +54,20 @@ class Trainer:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
-        if backend.optimizer_sums_gradients:
-            _disable_optimizer_all_reduce(self.optimizer)
+        backend.prepare_optimizer(self.optimizer)
+        self.step = TrainStep(
+            model=self.model,
+            optimizer=self.optimizer,
+            backend=backend,
+            per_example_loss=task.per_example_loss,
+            probabilities_and_targets=task.probabilities_and_targets,
+            num_outputs=task.num_outputs,
+            options=StepOptions(
+                clip_global_norm=config.optimizer.clip_global_norm,
+                jit_compile=train.jit_compile,
+                mixed_precision=train.mixed_precision,
+            ),
+        )
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self._chief_checkpoints = os.path.join(workdir, "checkpoints")
         self._checkpoint_manager = None
@@ -92,111 +84,14 @@ class Trainer:
             )
         self.summaries = SummaryWriter(os.path.join(workdir, "tensorboard"), backend.is_chief)
 
-    # --- the per-replica step -------------------------------------------------------
-    def _forward_backward(self, features, labels, global_count):
-        """(this replica's loss share, its gradients); no collective inside (XLA-safe).
-
-        With `global_count` None (no regularisation losses), the loss is this replica's
-        own mean of w_i l_i and the gradients are those of that mean: the caller scales
-        both by the local count and divides by G once it has come back with the gradient
-        all-reduce. (Differentiating the local sum directly would be the same math, but
-        sums overflow float16 under mixed-precision loss scaling.)
-        """
-        variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            logits = tf.cast(self.model(features, training=True), tf.float32)
-            per_example = self.task.per_example_loss(labels, logits)
-            if global_count is None:
-                local_count = tf.cast(tf.size(per_example), per_example.dtype)
-                loss = total = tf.math.divide_no_nan(tf.reduce_sum(per_example), local_count)
-            else:
-                loss = losses.compute_global_loss(per_example, global_batch_size=global_count)
-                total = loss + losses.scale_regularization_loss(self.model.losses, self.backend)
-            if self.config.train.mixed_precision:
-                total = self.optimizer.scale_loss(total)
-        return loss, tape.gradient(total, variables)
-
-    def _replica_step(self, batch):
-        features, labels = batch
-        local_count = tf.cast(tf.shape(labels)[0], tf.float32)
-        if self.model.losses:
-            # Distribution: G, the all-reduced example count, is needed before the
-            # forward pass, because regularisation must not be divided by it.
-            global_count = self.backend.all_reduce_sum(local_count)
-            loss, gradients = self._compiled_forward_backward(features, labels, global_count)
-            # Distribution: gradients SUMMED over replicas, once.
-            gradients = self.backend.aggregate_gradients(gradients)
-        else:
-            local_mean, gradients = self._compiled_forward_backward(features, labels, None)
-            # Distribution: one SUM all-reduce carries the gradients and the example
-            # count; grad (sum_i w_i l_i / G) = (sum over replicas of n_r grad mean_r) / G.
-            *gradients, global_count = self.backend.aggregate_gradients(
-                [*(g * local_count for g in gradients), local_count]
-            )
-            gradients = [tf.math.divide_no_nan(g, global_count) for g in gradients]
-            loss = tf.math.divide_no_nan(local_mean * local_count, global_count)
-        norm = tf.linalg.global_norm(gradients)
-        clip = self.config.optimizer.clip_global_norm
-        if clip:
-            gradients, _ = tf.clip_by_global_norm(gradients, clip, use_norm=norm)
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=True))
-        return loss, norm
-
-    def _build_functions(self):
-        # XLA compiles the model and loss as their own function; without it they are
-        # inlined in the step (a nested function call costs ~5% of a small step).
-        self._compiled_forward_backward = (
-            tf.function(self._forward_backward, jit_compile=True)
-            if self.config.train.jit_compile
-            else self._forward_backward
-        )
-
-        @tf.function
-        def train_loop(iterator, num_steps):
-            step_losses = tf.TensorArray(tf.float32, size=num_steps)
-            norm = tf.constant(0.0)
-            for i in tf.range(num_steps):
-                per_replica_loss, per_replica_norm = self.backend.run(
-                    self._replica_step, args=(next(iterator),)
-                )
-                # Distribution: the global loss is the SUM of the replicas' shares.
-                step_losses = step_losses.write(i, self.backend.reduce_sum(per_replica_loss))
-                norm = self.backend.local_results(per_replica_norm)[0]
-            return step_losses.stack(), norm
-
-        @tf.function
-        def eval_step(batch):
-            return self.backend.reduce_sum(self.backend.run(self._eval_replica, args=(batch,)))
-
-        self._train_loop = train_loop
-        self._eval_step = eval_step
-
-    def _eval_replica(self, batch):
-        features, labels = batch
-        logits = tf.cast(self.model(features, training=False), tf.float32)
-        per_example = self.task.per_example_loss(labels, logits)
-        probabilities, targets = self.task.probabilities_and_targets(labels, logits)
-        positives, negatives = metrics_lib.bucket_counts(probabilities, targets)
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
-        # One flat vector, so one collective per eval step (several concurrent Horovod
-        # all-reduces in one graph were seen to stall on 2 cores).
-        return tf.concat(
-            [
-                tf.reshape(positives, [-1]),
-                tf.reshape(negatives, [-1]),
-                [tf.reduce_sum(per_example), count],
-            ],
-            axis=0,
-        )
-
     # --- evaluation -----------------------------------------------------------------
     def evaluate(self) -> tuple[dict, np.ndarray, np.ndarray]:
         dataset = self.backend.distribute_dataset(
             self.task.eval_dataset, self.config.train.global_batch_size
         )
-        totals = np.zeros(2 * self.task.num_outputs * metrics_lib.NUM_BUCKETS + 2)
+        totals = np.zeros(self.step.eval_vector_size)
         for batch in dataset:
-            totals += self._eval_step(batch).numpy()
+            totals += self.step.eval_step(batch).numpy()
         positives, negatives = totals[:-2].reshape(2, self.task.num_outputs, -1)
         loss_sum, count = totals[-2:]
         metrics = metrics_lib.summarize(positives, negatives)
@@ -209,7 +104,9 @@ class Trainer:
         latest = tf.train.latest_checkpoint(self._chief_checkpoints)
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info("resumed from %s at step %d", latest, int(self.optimizer.iterations))
+            logging.info(
+                "resumed from %s at step %d", latest, int(self.optimizer.iterations.numpy())
+            )
         else:
             # Horovod: every rank starts from rank 0's initial values.
             self.backend.broadcast_variables(self.model.variables + self.optimizer.variables)
@@ -235,7 +132,6 @@ class Trainer:
         config = self.config
         train = config.train
         self.task.fit_class_weights(self.backend)
-        self._build_functions()
         step = self._restore()
         self._log_run_info()
         previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -252,7 +148,7 @@ class Trainer:
             while step < train.steps:
                 num_steps = min(train.steps_per_loop, train.steps - step)
                 loop_start = time.perf_counter()
-                losses_now, norm = self._train_loop(iterator, tf.constant(num_steps))
+                losses_now, norm = self.step.train_loop(iterator, tf.constant(num_steps))
                 losses_now = losses_now.numpy()
                 step += num_steps
                 if not np.all(np.isfinite(losses_now)):
