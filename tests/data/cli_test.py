@@ -1,0 +1,141 @@
+"""The training CLI on real files: bad data stops the run naming file, column and row
+before any checkpoint; the feature count is read from the CSV header and Parquet schema."""
+
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.data.checks_test import write_csv
+from tests.training import runs
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "train.steps": 6,
+    "train.global_batch_size": 32,
+    "train.steps_per_loop": 3,
+    "train.eval_every": 0,
+    "train.checkpoint_every": 1,
+    "data.shuffle_buffer": 64,
+    "model.hidden_units": "(8,)",
+}
+
+
+def _wide(num_features: int, rows: int = 200):
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(rows, num_features)).astype(np.float32)
+    labels = (features[:, 0] + 0.5 * rng.normal(size=rows) > 1.0).astype(np.int64)
+    return features, labels
+
+
+def _write_wide_csv(path, features, labels):
+    names = [f"x{k}" for k in range(features.shape[1])]
+    with open(path, "w") as handle:
+        handle.write(",".join(["label", *names]) + "\n")
+        for row, label in zip(features, labels, strict=True):
+            handle.write(",".join([str(label), *(f"{v:.9g}" for v in row)]) + "\n")
+    return str(path)
+
+
+def _write_wide_parquet(path, features, labels):
+    columns = {f"x{k}": features[:, k] for k in range(features.shape[1])}
+    pq.write_table(pa.table({"label": labels, **columns}), path)
+    return str(path)
+
+
+def _files_in(workdir) -> list[str]:
+    return (
+        sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*")) if workdir.exists() else []
+    )
+
+
+@pytest.mark.parametrize("class_weights", ["auto", "none"])
+def test_nan_in_a_csv_feature_stops_the_run_naming_file_column_and_row(tmp_path, class_weights):
+    features, labels = np.ones((120, 4), np.float32), np.arange(120) % 2
+    features[77, 3] = np.nan
+    path = write_csv(tmp_path / "train.csv", features, labels)
+    workdir = tmp_path / "run"
+    overrides = {**TINY, "data.path": path, "loss.class_weights": class_weights}
+    result = runs.run(
+        runs.train_command("default", workdir, overrides, config="configs/csv.py"), check=False
+    )
+    assert result.returncode != 0
+    assert re.search(
+        rf"CSV file {re.escape(path)}, column f3, row 77 \(line 79\): feature values must be "
+        r"finite \(NaN and inf are refused\), got nan",
+        result.stderr,
+    ), result.stderr[-3000:]
+    written = _files_in(workdir)
+    assert not [name for name in written if "ckpt" in name or "checkpoint" in name], written
+    assert "summary.json" not in written
+    assert "export" not in written
+
+
+def test_label_outside_the_binary_range_names_file_and_column(tmp_path):
+    features, labels = np.ones((120, 4), np.float32), np.arange(120) % 2
+    labels[101] = 2
+    path = write_csv(tmp_path / "train.csv", features, labels)
+    result = runs.run(
+        runs.train_command(
+            "default", tmp_path / "run", {**TINY, "data.path": path}, config="configs/csv.py"
+        ),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert re.search(
+        rf"CSV file {re.escape(path)}, column label, row 101 \(line 103\): binary labels must "
+        r"be 0 or 1, got 2",
+        result.stderr,
+    ), result.stderr[-3000:]
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_header_only_csv_names_the_file_and_writes_nothing(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("f0,label,f1\n")
+    workdir = tmp_path / "run"
+    result = runs.run(
+        runs.train_command(
+            "default", workdir, {**TINY, "data.path": str(path)}, config="configs/csv.py"
+        ),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"CSV file '{path}' has a header but no data rows" in result.stderr
+    assert _files_in(workdir) == []
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+def test_64_feature_columns_train_without_restating_num_features(tmp_path, source):
+    features, labels = _wide(64)
+    write = _write_wide_csv if source == "csv" else _write_wide_parquet
+    path = write(tmp_path / f"wide.{source}", features, labels)
+    workdir = tmp_path / "run"
+    runs.run(
+        runs.train_command(
+            "default", workdir, {**TINY, "data.path": path}, config=f"configs/{source}.py"
+        )
+    )
+    summary = runs.summary(workdir)
+    assert summary["step"] == TINY["train.steps"]
+    first_kernel = runs.final_weights(workdir)[0]
+    assert first_kernel.shape == (64, 8)
+
+
+def test_num_features_that_disagrees_with_the_header_names_both_numbers(tmp_path):
+    features, labels = _wide(64)
+    path = _write_wide_csv(tmp_path / "wide.csv", features, labels)
+    workdir = tmp_path / "run"
+    overrides = {**TINY, "data.path": path, "data.num_features": 32}
+    result = runs.run(
+        runs.train_command("default", workdir, overrides, config="configs/csv.py"), check=False
+    )
+    assert result.returncode != 0
+    assert re.search(
+        r"data.num_features is 32 but csv data .*wide\.csv' has 64 feature columns",
+        result.stderr,
+    ), result.stderr[-3000:]
+    assert _files_in(workdir) == []
