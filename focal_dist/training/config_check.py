@@ -14,6 +14,8 @@ import importlib.util
 import math
 from collections.abc import Sequence
 
+import tensorflow as tf
+
 from focal_dist import class_weights as class_weights_lib
 from focal_dist.data import sources
 from focal_dist.data.files import label_columns
@@ -58,7 +60,7 @@ class _Checker:
     def one_of(self, field: str, choices: Sequence[str]) -> None:
         value = _get(self.config, field)
         if value is not _MISSING and value not in choices:
-            self.fail(field, f"one of {', '.join(choices)}", value)
+            self.fail(field, f"one of {', '.join(map(str, choices))}", value)
 
     def flag(self, field: str) -> None:
         value = _get(self.config, field)
@@ -131,12 +133,30 @@ def _check_optimizer_and_train(check: _Checker, config, num_replicas) -> None:
         )
 
 
-def _check_model(check: _Checker, config) -> None:
-    units = _get(config, "model.hidden_units")
-    if units is not _MISSING and not (
-        isinstance(units, (tuple, list)) and all(_is_int(u) and u >= 1 for u in units)
+def _check_sizes(check: _Checker, field: str, example: str) -> None:
+    sizes = _get(check.config, field)
+    if sizes is not _MISSING and not (
+        isinstance(sizes, (tuple, list)) and all(_is_int(u) and u >= 1 for u in sizes)
     ):
-        check.fail("model.hidden_units", "a tuple of integers >= 1, e.g. (64, 32)", units)
+        check.fail(field, f"a tuple of integers >= 1, e.g. {example}", sizes)
+
+
+def _check_model(check: _Checker, config) -> None:
+    name = _get(config, "model.name")
+    if name is not _MISSING:
+        from focal_dist import models
+        from focal_dist.models import resolver
+
+        if resolver.is_spec(name):
+            try:
+                resolver.resolve(name)
+            except ValueError as error:
+                check.errors.append(str(error))
+        elif name not in models.names():
+            expected = f"one of {', '.join(models.names())} or 'module:function'"
+            check.fail("model.name", expected, name)
+    _check_sizes(check, "model.hidden_units", "(64, 32)")
+    _check_sizes(check, "model.filters", "(32, 64, 128)")
     check.number("model.l2", 0.0)
 
 
@@ -157,6 +177,22 @@ def _check_synthetic(check: _Checker, config) -> None:
     check.number("data.synthetic.label_noise", 0.0, 1.0)
     check.number("data.synthetic.hard_fraction", 0.0, 1.0)
     check.integer("data.synthetic.seed", 0)
+
+
+def _check_images(check: _Checker, config) -> None:
+    size = _get(config, "data.image_size")
+    sizes = size if isinstance(size, (tuple, list)) else (size,)
+    if size is not _MISSING and not (
+        len(sizes) in (1, 2) and all(_is_int(u) and u >= 1 for u in sizes)
+    ):
+        check.fail("data.image_size", "an integer >= 1 or (height, width)", size)
+    check.one_of("data.channels", (1, 3))
+    check.flag("data.augment")
+    check.number("data.crop_min_area", 0.0, 1.0, open_low=True)
+    for field in ("data.path", "data.eval_path"):
+        path = _get(config, field)
+        if path and not any(tf.io.gfile.glob(p.strip()) for p in path.split(",")):
+            check.fail(field, "an existing folder or files", path)
 
 
 def _check_files(check: _Checker, config, source: str) -> None:
@@ -194,7 +230,6 @@ def _check_files(check: _Checker, config, source: str) -> None:
             )
         except sources.DataError as error:
             check.errors.append(f"{field}: {error}")
-            return
 
 
 def _check_data(check: _Checker, config) -> None:
@@ -212,6 +247,8 @@ def _check_data(check: _Checker, config) -> None:
             check.errors.append(f"data.path is required for data.source={source!r}")
         elif source in sources.SOURCES:
             _check_files(check, config, source)
+        else:
+            _check_images(check, config)
 
 
 def validate_config(config, *, num_replicas: int | None = None) -> None:
