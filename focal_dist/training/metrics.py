@@ -15,19 +15,23 @@ import tensorflow as tf
 NUM_BUCKETS = 1000
 
 
-def bucket_counts(probabilities: tf.Tensor, labels: tf.Tensor):
+def bucket_counts(probabilities: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor | None = None):
     """(positives [C, T], negatives [C, T]) float32 counts for probabilities [B, C] and
-    0/1 labels [B, C]."""
+    0/1 labels [B, C]; `weights` [B] (0 or 1) leaves rows out (padding)."""
     num_outputs = probabilities.shape[-1]
     buckets = tf.clip_by_value(
         tf.cast(tf.floor(probabilities * NUM_BUCKETS), tf.int32), 0, NUM_BUCKETS - 1
     )
     ids = buckets + tf.range(num_outputs)[None, :] * NUM_BUCKETS
     positive = tf.cast(labels, tf.float32)
+    negative = 1.0 - positive
+    if weights is not None:
+        weights = tf.cast(weights, tf.float32)[:, None]
+        positive, negative = positive * weights, negative * weights
     flat_ids = tf.reshape(ids, [-1])
     size = num_outputs * NUM_BUCKETS
     positives = tf.math.unsorted_segment_sum(tf.reshape(positive, [-1]), flat_ids, size)
-    negatives = tf.math.unsorted_segment_sum(tf.reshape(1.0 - positive, [-1]), flat_ids, size)
+    negatives = tf.math.unsorted_segment_sum(tf.reshape(negative, [-1]), flat_ids, size)
     shape = [num_outputs, NUM_BUCKETS]
     return tf.reshape(positives, shape), tf.reshape(negatives, shape)
 

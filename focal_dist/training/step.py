@@ -40,11 +40,14 @@ class StepOptions:
     """How a step is computed (not what is trained).
 
     Attributes:
+      per_replica_batch_size: every replica batch is padded to this many rows, the
+        padding masked out of the loss, the counts and the metrics (None: no padding).
       clip_global_norm: clip the summed gradient to this global norm; 0 turns it off.
       jit_compile: compile the per-replica forward and backward pass with XLA.
       mixed_precision: the optimizer is a LossScaleOptimizer; scale the loss.
     """
 
+    per_replica_batch_size: int | None = None
     clip_global_norm: float = 0.0
     jit_compile: bool = False
     mixed_precision: bool = False
@@ -87,14 +90,38 @@ class TrainStep:
         self.eval_step = tf.function(self._eval_step)
 
     # --- per replica, no collective (XLA-compilable) ----------------------------------
-    def _local_forward_backward(self, features, labels):
+    def _padded(self, batch):
+        """(features, labels, valid): the replica batch padded to a fixed row count.
+
+        A short last global batch leaves some replicas few or no examples (on purpose:
+        every distribution sees the same examples per step). Padding to
+        `per_replica_batch_size` rows with `valid` = 0 keeps every shape static (one
+        XLA compilation) and never hands a layer an empty batch (oneDNN's Conv2D returns
+        a wrong shape for [0, H, W, C]). Padding rows add nothing to the loss, the
+        count or the metrics. Layers that use batch statistics (BatchNormalization in
+        training) do see the zero rows of the one short batch per epoch.
+        """
+        features, labels = batch
+        count = tf.shape(labels)[0]
+        size = self.options.per_replica_batch_size
+        if size is None:
+            return features, labels, tf.ones([count], tf.float32)
+
+        def pad(tensor):
+            paddings = [[0, size - count]] + [[0, 0]] * (tensor.shape.rank - 1)
+            padded = tf.pad(tensor, paddings)
+            return tf.ensure_shape(padded, [size, *tensor.shape[1:]])
+
+        valid = tf.sequence_mask(count, size, dtype=tf.float32)
+        return tf.nest.map_structure(pad, features), pad(labels), valid
+
+    def _local_forward_backward(self, features, labels, valid):
         """(m_r, grad m_r, grad reg); grad reg is None without regularisation losses."""
         variables = self.model.trainable_variables
         with tf.GradientTape(persistent=True) as tape:
             logits = tf.cast(self.model(features, training=True), tf.float32)
-            per_example = self.per_example_loss(labels, logits)
-            local_count = tf.cast(tf.size(per_example), per_example.dtype)
-            local_mean = tf.math.divide_no_nan(tf.reduce_sum(per_example), local_count)
+            per_example = _masked(self.per_example_loss(labels, logits), valid)
+            local_mean = tf.math.divide_no_nan(tf.reduce_sum(per_example), tf.reduce_sum(valid))
             regularization = tf.add_n(self.model.losses) if self.model.losses else None
             scaled_mean, scaled_regularization = local_mean, regularization
             if self.options.mixed_precision:
@@ -110,9 +137,11 @@ class TrainStep:
 
     # --- one replica's part of a global step -----------------------------------------
     def _replica_step(self, batch):
-        features, labels = batch
-        local_count = tf.cast(tf.shape(labels)[0], tf.float32)
-        local_mean, gradients, regularization_gradients = self._forward_backward(features, labels)
+        features, labels, valid = self._padded(batch)
+        local_count = tf.reduce_sum(valid)
+        local_mean, gradients, regularization_gradients = self._forward_backward(
+            features, labels, valid
+        )
         # Distribution: the step's one SUM all-reduce carries the gradients, the example
         # count G and the loss; grad (sum_i w_i l_i / G) = (sum_r n_r grad m_r) / G.
         *gradients, global_count, loss_sum = self.backend.aggregate_gradients(
@@ -147,12 +176,12 @@ class TrainStep:
 
     # --- evaluation ---------------------------------------------------------------------
     def _eval_replica(self, batch):
-        features, labels = batch
+        features, labels, valid = self._padded(batch)
         logits = tf.cast(self.model(features, training=False), tf.float32)
-        per_example = self.per_example_loss(labels, logits)
+        per_example = _masked(self.per_example_loss(labels, logits), valid)
         probabilities, targets = self.probabilities_and_targets(labels, logits)
-        positives, negatives = metrics_lib.bucket_counts(probabilities, targets)
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        positives, negatives = metrics_lib.bucket_counts(probabilities, targets, weights=valid)
+        count = tf.reduce_sum(valid)
         # One flat vector, so one collective per eval step (several concurrent Horovod
         # all-reduces in one graph were seen to stall on 2 cores).
         return tf.concat(
@@ -170,4 +199,10 @@ class TrainStep:
 
     @property
     def eval_vector_size(self) -> int:
+        """Length of the vector `eval_step` returns."""
         return 2 * self.num_outputs * metrics_lib.NUM_BUCKETS + 2
+
+
+def _masked(per_example, valid):
+    # tf.where, not a product: a padding row whose loss is inf or NaN still adds 0.
+    return tf.where(valid > 0, per_example, tf.zeros_like(per_example))

@@ -63,6 +63,7 @@ class Trainer:
             probabilities_and_targets=task.probabilities_and_targets,
             num_outputs=task.num_outputs,
             options=StepOptions(
+                per_replica_batch_size=train.global_batch_size // backend.num_replicas_in_sync,
                 clip_global_norm=config.optimizer.clip_global_norm,
                 jit_compile=train.jit_compile,
                 mixed_precision=train.mixed_precision,

@@ -1,0 +1,97 @@
+"""The step math on 4 logical-CPU replicas against one device, with empty replica batches.
+
+A global batch of 16 over 4 replicas with a short last batch of 5 examples gives the
+replicas 4, 1, 0 and 0 examples. A convolutional model must train and evaluate through
+it (oneDNN's Conv2D fails on an empty batch) and end where one device ends.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from focal_dist import losses
+from focal_dist.data import pipeline
+from focal_dist.distribute import get_backend
+from focal_dist.training.step import StepOptions, TrainStep
+
+GLOBAL_BATCH = 16
+NUM_EXAMPLES = 3 * GLOBAL_BATCH + 5  # three full global batches, then 5 examples
+
+
+def _examples():
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(NUM_EXAMPLES, 6, 6, 1)).astype(np.float32)
+    labels = (rng.random(NUM_EXAMPLES) < 0.3).astype(np.float32)[:, None]
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+def _conv_model():
+    init = keras.initializers.GlorotUniform(seed=1)
+    return keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", kernel_initializer=init),
+            keras.layers.Conv2D(4, 3, activation="relu", kernel_initializer=init),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, kernel_initializer=init),
+        ]
+    )
+
+
+def _per_example_loss(labels, logits):
+    return losses.binary_focal_crossentropy(labels, logits, gamma=2.0, from_logits=True)
+
+
+def _train(backend, steps, jit_compile=False):
+    with backend.scope():
+        model = _conv_model()
+        optimizer = keras.optimizers.SGD(0.5)
+        optimizer.build(model.trainable_variables)
+    backend.prepare_optimizer(optimizer)
+    step = TrainStep(
+        model=model,
+        optimizer=optimizer,
+        backend=backend,
+        per_example_loss=_per_example_loss,
+        probabilities_and_targets=lambda labels, logits: (tf.sigmoid(logits), labels),
+        num_outputs=1,
+        options=StepOptions(
+            per_replica_batch_size=GLOBAL_BATCH // backend.num_replicas_in_sync,
+            jit_compile=jit_compile,
+        ),
+    )
+
+    def dataset_fn(info, repeat=True):
+        return pipeline.split_global_batches(
+            _examples(), info, global_batch_size=GLOBAL_BATCH, repeat=repeat
+        )
+
+    iterator = iter(backend.distribute_dataset(dataset_fn, GLOBAL_BATCH))
+    step_losses, _ = step.train_loop(iterator, tf.constant(steps))
+    totals = np.zeros(step.eval_vector_size)
+    for batch in backend.distribute_dataset(lambda info: dataset_fn(info, False), GLOBAL_BATCH):
+        totals += step.eval_step(batch).numpy()
+    return step_losses.numpy(), [v.numpy() for v in model.trainable_variables], totals
+
+
+@pytest.fixture(scope="module")
+def single_device():
+    return _train(get_backend("default"), steps=8)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager-graph", "xla"])
+def test_conv_model_on_4_replicas_with_empty_replica_batches_matches_one_device(
+    single_device, jit_compile
+):
+    mirrored = get_backend("mirrored", num_cpu_devices=4)
+    # Steps 4 and 8 are the short batch of 5: replicas get 4, 1, 0, 0 examples.
+    step_losses, weights, totals = _train(mirrored, steps=8, jit_compile=jit_compile)
+    reference_losses, reference_weights, reference_totals = single_device
+    np.testing.assert_allclose(step_losses, reference_losses, rtol=1e-5)
+    for ours, reference in zip(weights, reference_weights, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
+    # Evaluation counts every example once, padding none: 53 examples.
+    assert totals[-1] == NUM_EXAMPLES
+    np.testing.assert_allclose(totals, reference_totals, rtol=1e-5, atol=1e-6)
+
