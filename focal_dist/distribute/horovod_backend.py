@@ -57,9 +57,9 @@ class HorovodBackend(Backend):
         return self.all_reduce_sum(tf.convert_to_tensor(value))
 
     def broadcast_variables(self, variables) -> None:
-        # Keras 3 variables wrap a tf.Variable (`.value`); Horovod assigns to the latter.
-        unwrapped = [v if isinstance(v, tf.Variable) else v.value for v in variables]
-        self._hvd.broadcast_variables(unwrapped, root_rank=0)
+        from focal_dist.distribute import horovod_tape
+
+        horovod_tape.broadcast_variables(variables, root_rank=0)
 
     def aggregate_gradients(self, gradients):
         # One grouped all-reduce (SUM) for all gradients; IndexedSlices are densified.
