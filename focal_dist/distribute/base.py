@@ -25,12 +25,19 @@ class InputInfo:
       num_pipelines: input pipelines over all workers (one per worker or process).
       per_replica_batch_size: examples each replica takes from a global batch.
       replicas_per_pipeline: replicas fed by this pipeline (local devices).
+      global_batch_size: examples in one global step over all replicas (0: unknown).
+      seed: the run's seed, the same on every worker (shuffle with it).
+      skip_global_batches: global batches already trained on (a resumed run starts
+        this far into the stream).
     """
 
     pipeline_id: int
     num_pipelines: int
     per_replica_batch_size: int
     replicas_per_pipeline: int = 1
+    global_batch_size: int = 0
+    seed: int = 0
+    skip_global_batches: int = 0
 
 
 class Backend(abc.ABC):
@@ -79,6 +86,7 @@ class Backend(abc.ABC):
             num_pipelines=self.num_input_pipelines,
             per_replica_batch_size=global_batch_size // self.num_replicas_in_sync,
             replicas_per_pipeline=self.num_replicas_in_sync // self.num_input_pipelines,
+            global_batch_size=global_batch_size,
         )
 
     # --- placement and execution ------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import tensorflow as tf
 from absl import logging
 
-from focal_dist.distribute.base import Backend, InputInfo
+from focal_dist.distribute.base import Backend
 
 
 class StrategyBackend(Backend):
@@ -33,11 +34,10 @@ class StrategyBackend(Backend):
 
         def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
             return dataset_fn(
-                InputInfo(
+                dataclasses.replace(
+                    info,
                     pipeline_id=context.input_pipeline_id,
                     num_pipelines=context.num_input_pipelines,
-                    per_replica_batch_size=info.per_replica_batch_size,
-                    replicas_per_pipeline=info.replicas_per_pipeline,
                 )
             )
 
