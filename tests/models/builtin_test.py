@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from focal_dist import models
+from focal_dist import configs, models
 from focal_dist.models import mlp
 from focal_dist.training import model as training_model
 
@@ -78,7 +78,8 @@ def test_the_same_seed_builds_the_same_weights_on_every_worker(name):
 
 
 def test_config_section_picks_each_builders_own_options():
-    section = {"name": "cnn", "hidden_units": (5,), "filters": (4,), "l2": 0.0, "kwargs": {}}
+    section = configs.get_config("default").model
+    section.name, section.hidden_units, section.filters = "cnn", (5,), (4,)
     model = models.build_model(section, num_outputs=6, input_shape=(8, 8, 1))
     convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [layer.filters for layer in convolutions] == [4, 4]
