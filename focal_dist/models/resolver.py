@@ -41,7 +41,7 @@ def resolve(spec: str) -> Callable[..., keras.Model]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
+        if error.name and (module_name + ".").startswith(error.name + "."):
             raise ValueError(
                 f"model.name {spec!r}: no module named {error.name!r} on sys.path; put the "
                 "directory that holds it on PYTHONPATH"

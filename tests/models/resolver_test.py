@@ -62,10 +62,12 @@ def user_module(tmp_path_factory):
     """A module of model functions in a folder that is then put on sys.path."""
     folder = tmp_path_factory.mktemp("user_code")
     (folder / "focal_dist_user_models.py").write_text(USER_MODELS)
+    (folder / "focal_dist_user_broken.py").write_text("import some_missing_dependency_xyz\n")
     sys.path.insert(0, str(folder))
     yield folder
     sys.path.remove(str(folder))
     sys.modules.pop("focal_dist_user_models", None)
+    sys.modules.pop("focal_dist_user_broken", None)
 
 
 def test_user_function_gets_num_outputs_input_shape_seed_and_kwargs(user_module):
@@ -89,6 +91,11 @@ def test_subclassed_user_model_is_built_before_training(user_module):
             "no_such_module_xyz:build",
             r"'no_such_module_xyz:build': no module named "
             r"'no_such_module_xyz' on sys.path; put the directory that holds it on PYTHONPATH",
+        ),
+        (
+            "focal_dist_user_broken:build",
+            r"'focal_dist_user_broken:build': importing 'focal_dist_user_broken' failed: "
+            r"No module named 'some_missing_dependency_xyz'",
         ),
         (
             "focal_dist_user_models:missing",
