@@ -21,9 +21,7 @@ that do not are logged with their path and the error and moved to `rejected/`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 import re
 import shutil
@@ -31,64 +29,15 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
+from focal_dist.training.divergence import Record, diverged_checkpoints
+
 HISTORY = "history.jsonl"
 STATE = "checkpoint"
-# A checkpoint is suspect once the loss measured with its weights exceeds this many
-# times the lowest loss the run had reached (see `diverged_checkpoints`).
-DIVERGED_LOSS_FACTOR = 10.0
-
 _INDEX = re.compile(r"^ckpt-(\d+)\.index$")
 
 
 class CheckpointMismatchError(ValueError):
     """A readable checkpoint does not fit the model and optimizer built from the config."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Record:
-    """What the history says about checkpoint `step`.
-
-    Attributes:
-      step: the global step the checkpoint holds (its weights after `step` updates).
-      losses: training losses of the steps after the previous checkpoint, up to `step`.
-      eval: evaluation metrics computed at `step`, if any.
-    """
-
-    step: int
-    losses: tuple[float, ...]
-    eval: dict | None = None
-
-    def to_json(self) -> str:
-        return json.dumps({"step": self.step, "losses": list(self.losses), "eval": self.eval})
-
-
-def _finite_mean(values) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else math.inf
-
-
-def diverged_checkpoints(
-    records: list[Record], losses_after_last: list[float], factor: float = DIVERGED_LOSS_FACTOR
-) -> list[int]:
-    """Steps of the checkpoints written after a divergence began, oldest first.
-
-    Called when training stopped on a non-finite loss or weight. Checkpoint S holds the
-    weights that produced the loss of step S + 1, the first loss measured with exactly
-    them: the first loss of the next record, or of `losses_after_last` for the newest.
-    S is healthy when that loss is finite and at most `factor` times the lowest mean
-    record loss up to S; the first unhealthy checkpoint and every later one are returned.
-    """
-    records = sorted(records, key=lambda r: r.step)
-    best = math.inf
-    for i, record in enumerate(records):
-        best = min(best, _finite_mean(record.losses))
-        following = records[i + 1].losses if i + 1 < len(records) else losses_after_last
-        if not following:
-            continue  # No evidence yet (the run stopped right at this checkpoint).
-        first = following[0]
-        if not math.isfinite(first) or (math.isfinite(best) and first > factor * best):
-            return [r.step for r in records[i:]]
-    return []
 
 
 class CheckpointStore:
@@ -247,6 +196,22 @@ class CheckpointStore:
             self._write_history([r for s, r in sorted(records.items()) if s < bad[0]])
             self._write_state()
         return bad
+
+    def after_divergence(self, losses_after_last: list[float]) -> str:
+        """(chief) Quarantines diverged checkpoints; says what a rerun will do."""
+        moved = self.quarantine_diverged(losses_after_last)
+        remaining = self.steps()
+        text = ""
+        if moved:
+            text = (
+                f"Checkpoints written after the divergence began were moved to "
+                f"{os.path.join(self.directory, 'diverged')}: steps {moved}. "
+            )
+        start = f"checkpoint {self.prefix(remaining[-1])}" if remaining else "the start"
+        return text + (
+            f"Rerunning resumes from {start}; to continue with a smaller learning rate, "
+            "rerun the same command with --config.optimizer.learning_rate=<smaller>."
+        )
 
     def _move_aside(self, steps: list[int], folder: str) -> None:
         target = os.path.join(self.directory, folder)

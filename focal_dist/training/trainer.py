@@ -1,7 +1,19 @@
-"""The controller: when to train, evaluate, checkpoint and write summaries.
+"""The controller: when to train, evaluate, checkpoint and write summaries, and resume.
 
 It never knows the model, and the task never knows the backend; the step math (the
-forward and backward pass and the one collective per step) is in `training/step.py`.
+forward and backward pass and the one collective per step) is in `training/step.py`,
+checkpoints in `training/checkpoints.py`, what a run reports in `training/reporting.py`.
+
+A run is a sequence of processes that ends when one of them finishes the steps:
+- start: the chief picks the newest usable checkpoint S and every worker restores that
+  same one (the choice is agreed through a collective, not read by each worker);
+- SIGTERM: the loop stops at the end of its call, every worker saves step S and
+  `train()` returns `preempted` (the CLI exits 143 so that job controllers retry);
+- a non-finite loss or weight raises without saving; the checkpoints written after the
+  divergence began are moved aside (`checkpoints.diverged_checkpoints`);
+- summaries of steps <= S are flushed before ckpt-S is saved, and a restart at S marks
+  step S + 1 for TensorBoard, so the logs read as one run;
+- a run whose summary.json says it finished train.steps is left untouched.
 """
 
 from __future__ import annotations
@@ -19,13 +31,19 @@ from absl import logging
 
 from focal_dist.distribute import Backend
 from focal_dist.training import metrics as metrics_lib
+from focal_dist.training import reporting, resume
+from focal_dist.training.checkpoints import CheckpointStore
 from focal_dist.training.model import build_optimizer
 from focal_dist.training.step import StepOptions, TrainStep
-from focal_dist.training.summaries import SummaryWriter, markdown_table
+from focal_dist.training.summaries import SummaryWriter
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or inf; nothing was checkpointed after it."""
+    """The training loss (or, for the subclass, a weight) became NaN or inf."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """A weight or optimizer slot became NaN or inf; it was neither saved nor exported."""
 
 
 class Trainer:
@@ -69,23 +87,33 @@ class Trainer:
                 mixed_precision=train.mixed_precision,
             ),
         )
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
-        self._chief_checkpoints = os.path.join(workdir, "checkpoints")
-        self._checkpoint_manager = None
-        if backend.is_chief or backend.checkpoint_on_every_worker:
-            # Non-chief MultiWorkerMirrored workers must save too; they write to a
-            # directory of their own that is removed at the end.
-            directory = (
-                self._chief_checkpoints
-                if backend.is_chief
-                else os.path.join(workdir, f".worker_{backend.worker_index}", "checkpoints")
-            )
-            self._checkpoint_manager = tf.train.CheckpointManager(
-                self.checkpoint, directory, max_to_keep=train.keep_checkpoints
-            )
+        # Saving is collective under MultiWorkerMirrored: other workers write to a
+        # scratch folder of their own, emptied after each save.
+        self._scratch = os.path.join(workdir, f".worker_{backend.worker_index}")
+        self.checkpoints = CheckpointStore(
+            tf.train.Checkpoint(model=self.model, optimizer=self.optimizer),
+            os.path.join(workdir, "checkpoints"),
+            keep=train.keep_checkpoints,
+            writer=backend.is_chief,
+            scratch_directory=(
+                self._scratch
+                if backend.checkpoint_on_every_worker and not backend.is_chief
+                else None
+            ),
+        )
         self.summaries = SummaryWriter(os.path.join(workdir, "tensorboard"), backend.is_chief)
+        floating = [
+            v
+            for v in [*self.model.variables, *self.optimizer.variables]
+            if tf.as_dtype(v.dtype).is_floating
+        ]
+        # One reduction over every variable: cheap next to a checkpoint or an export.
+        self._count_non_finite = tf.function(
+            lambda: tf.add_n(
+                [tf.reduce_sum(tf.cast(~tf.math.is_finite(v.value), tf.float32)) for v in floating]
+            )
+        )
 
-    # --- evaluation -----------------------------------------------------------------
     def evaluate(self) -> tuple[dict, np.ndarray, np.ndarray]:
         dataset = self.backend.distribute_dataset(
             self.task.eval_dataset, self.config.train.global_batch_size
@@ -100,197 +128,121 @@ class Trainer:
         metrics["num_examples"] = count
         return metrics, positives, negatives
 
-    # --- checkpoints ------------------------------------------------------------------
-    def _restore(self) -> int:
-        latest = tf.train.latest_checkpoint(self._chief_checkpoints)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info(
-                "resumed from %s at step %d", latest, int(self.optimizer.iterations.numpy())
-            )
-        else:
-            # Horovod: every rank starts from rank 0's initial values.
-            self.backend.broadcast_variables(self.model.variables + self.optimizer.variables)
-        return int(self.optimizer.iterations.numpy())
-
-    def _save(self, step: int) -> None:
-        if self._checkpoint_manager is not None:
-            path = self._checkpoint_manager.save(checkpoint_number=step)
-            if self.backend.is_chief:
-                logging.info("saved checkpoint %s", path)
-
     def _on_sigterm(self, signum, frame):
         logging.warning("SIGTERM: saving a checkpoint at the end of this loop, then exiting")
         self._stop_requested = True
 
-    def _stop_agreed(self) -> bool:
-        # Every worker must leave the loop at the same step, or collectives would hang.
-        flag = tf.constant([1.0 if self._stop_requested else 0.0])
-        return bool(self.backend.sum_across_workers(flag).numpy()[0] > 0)
+    def _save(self, step: int, losses: list[float], eval_metrics: dict | None) -> None:
+        count = float(self._count_non_finite())
+        if resume.any_worker(self.backend, count > 0):
+            self._diverged(
+                NonFiniteWeightsError,
+                f"{count:.0f} weights are not finite after step {step}",
+                losses,
+            )
+        self.summaries.flush()  # Everything up to `step` is on disk before ckpt-`step`.
+        path = self.checkpoints.save(step, losses, eval_metrics)
+        if path:
+            logging.info("saved checkpoint %s", path)
 
-    # --- the controller ---------------------------------------------------------------
+    def _diverged(self, error_class, what: str, losses_after_last_save: list[float]):
+        what += "; stopped without checkpointing it."
+        if self.backend.is_chief:
+            what += " " + self.checkpoints.after_divergence(losses_after_last_save)
+        self.summaries.flush()
+        raise error_class(what)
+
+    # --- the loop ------------------------------------------------------------------------
     def train(self) -> dict:
-        config = self.config
-        train = config.train
-        self.task.fit_class_weights(self.backend)
-        step = self._restore()
-        self._log_run_info()
+        train = self.config.train
+        finished = resume.finished_summary(self.backend, self.workdir, train.steps)
+        if finished is not None:
+            return finished
         previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            return self._train(train)
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)
+            self.summaries.close()
+
+    def _train(self, train) -> dict:
+        self.task.fit_class_weights(self.backend)
+        step = resumed_from = resume.restore(
+            self.backend, self.checkpoints, self.model.variables + self.optimizer.variables
+        )
+        history = self.checkpoints.history(step) if self.backend.is_chief else []
+        step_losses = [loss for record in history for loss in record.losses]
+        eval_metrics = history[-1].eval if history and history[-1].step == step else None
+        self.summaries.open(resumed_step=step)
+        if step == 0:
+            reporting.write_run_info(self.summaries, self.config, self.backend, self.task)
+            self.summaries.flush()
         dataset = self.backend.distribute_dataset(
             lambda info: self.task.train_dataset(info, skip_global_batches=step),
             train.global_batch_size,
         )
         iterator = iter(dataset)
-        step_losses: list[float] = []
-        eval_metrics: dict = {}
-        start_step, start_time = step, time.perf_counter()
-        preempted = False
-        try:
-            while step < train.steps:
-                num_steps = min(train.steps_per_loop, train.steps - step)
-                loop_start = time.perf_counter()
-                losses_now, norm = self.step.train_loop(iterator, tf.constant(num_steps))
-                losses_now = losses_now.numpy()
-                step += num_steps
-                if not np.all(np.isfinite(losses_now)):
-                    bad = step - num_steps + int(np.argmin(np.isfinite(losses_now)))
-                    raise NonFiniteLossError(
-                        f"training loss is {losses_now[~np.isfinite(losses_now)][0]} at step "
-                        f"{bad + 1}; stopped without checkpointing it (last checkpoint kept in "
-                        f"{self._chief_checkpoints})"
-                    )
-                step_losses.extend(float(v) for v in losses_now)
-                seconds = time.perf_counter() - loop_start
-                self._log_progress(step, losses_now, float(norm), seconds, start_step, start_time)
-                if train.eval_every and step % train.eval_every == 0 and step < train.steps:
-                    eval_metrics = self._evaluate_and_write(step)
-                if step % train.checkpoint_every == 0 or step == train.steps:
-                    self._save(step)
-                if self._stop_agreed():
-                    self._save(step)
-                    preempted = True
-                    break
-            if not preempted:
+        unsaved: list[float] = []  # Losses of the steps after the last checkpoint.
+        progress = reporting.Progress(self.summaries, self.backend, train, start_step=step)
+        while step < train.steps:
+            num_steps = min(train.steps_per_loop, train.steps - step)
+            loop_start = time.perf_counter()
+            losses_now, norm = self.step.train_loop(iterator, tf.constant(num_steps))
+            losses_now = [float(v) for v in losses_now.numpy()]
+            finite = np.isfinite(losses_now)
+            if not finite.all():
+                bad = int(np.argmin(finite))
+                self._diverged(
+                    NonFiniteLossError,
+                    f"training loss is {losses_now[bad]} at step {step + bad + 1}",
+                    unsaved + losses_now[: bad + 1],
+                )
+            step += num_steps
+            unsaved += losses_now
+            progress.report(
+                step,
+                losses_now,
+                float(norm),
+                time.perf_counter() - loop_start,
+                float(self.optimizer.learning_rate),
+            )
+            if step == train.steps or (train.eval_every and step % train.eval_every == 0):
                 eval_metrics = self._evaluate_and_write(step)
-        finally:
-            signal.signal(signal.SIGTERM, previous_handler)
-            self.summaries.flush()
+            else:
+                eval_metrics = None
+            stop = resume.any_worker(self.backend, self._stop_requested)
+            if stop or step % train.checkpoint_every == 0 or step == train.steps:
+                self._save(step, unsaved, eval_metrics)
+                step_losses += unsaved
+                unsaved = []
+            if stop and step < train.steps:
+                return {"step": step, "preempted": True, "eval": {}}
+        if eval_metrics is None:  # Restored at the end from a checkpoint without eval.
+            eval_metrics = self._evaluate_and_write(step)
+        if resume.any_worker(self.backend, float(self._count_non_finite()) > 0):
+            raise NonFiniteWeightsError(f"weights are not finite at step {step}; not exported")
         summary = {
             "step": step,
+            "complete": True,
+            "preempted": False,
             "train_loss": step_losses[-1] if step_losses else None,
             "train_losses": step_losses,
-            "first_step": start_step + 1,
-            "preempted": preempted,
+            "resumed_from_step": resumed_from,
             "eval": eval_metrics,
             "num_replicas": self.backend.num_replicas_in_sync,
             "distribution": self.backend.name,
-            "config": json.loads(config.to_json()),
+            "config": json.loads(self.config.to_json()),
         }
-        if not preempted:
-            self._export()
         if self.backend.is_chief:
-            path = os.path.join(self.workdir, "summary.json")
-            with open(path + ".tmp", "w") as handle:
-                json.dump(summary, handle, indent=2)
-            os.replace(path + ".tmp", path)
-        elif self._checkpoint_manager is not None:
-            shutil.rmtree(
-                os.path.join(self.workdir, f".worker_{self.backend.worker_index}"),
-                ignore_errors=True,
-            )
-        self.summaries.close()
+            reporting.export(self.model, self.workdir)
+            reporting.write_summary(self.workdir, summary)
+        else:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         return summary
-
-    def _export(self) -> None:
-        if self.backend.is_chief:
-            os.makedirs(os.path.join(self.workdir, "export"), exist_ok=True)
-            path = os.path.join(self.workdir, "export", "model.keras")
-            self.model.save(path)
-            logging.info("exported %s", path)
 
     def _evaluate_and_write(self, step: int) -> dict:
         metrics, positives, negatives = self.evaluate()
-        self.summaries.scalars(metrics, step, prefix="eval/")
-        self.summaries.evaluation(positives, negatives, step, tag="eval")
-        if self.backend.is_chief:
-            logging.info(
-                "step %d eval: loss %.5f pr_auc %.4f roc_auc %.4f f1 %.4f",
-                step,
-                metrics["loss"],
-                metrics["pr_auc"],
-                metrics["roc_auc"],
-                metrics["f1"],
-            )
-        return metrics
-
-    def _log_progress(self, step, losses_now, norm, seconds, start_step, start_time):
-        train = self.config.train
-        examples_per_second = len(losses_now) * train.global_batch_size / max(seconds, 1e-9)
-        learning_rate = float(self.optimizer.learning_rate)
-        self.summaries.scalars(
-            {
-                "loss": float(np.mean(losses_now)),
-                "learning_rate": learning_rate,
-                "examples_per_second": examples_per_second,
-                "global_batch_size": train.global_batch_size,
-                "num_replicas": self.backend.num_replicas_in_sync,
-                "gradient_norm": norm,
-            },
-            step,
-            prefix="train/",
+        reporting.write_evaluation(
+            self.summaries, metrics, positives, negatives, step, log=self.backend.is_chief
         )
-        if self.backend.is_chief and (
-            step % train.log_every < len(losses_now) or step == train.steps
-        ):
-            elapsed = time.perf_counter() - start_time
-            remaining = elapsed / max(step - start_step, 1) * (train.steps - step)
-            logging.info(
-                "step %d/%d  loss %.5f  lr %.3g  grad_norm %.3g  %.0f examples/s  ETA %.0fs",
-                step,
-                train.steps,
-                float(losses_now[-1]),
-                learning_rate,
-                norm,
-                examples_per_second,
-                remaining,
-            )
-
-    def _log_run_info(self) -> None:
-        if not self.backend.is_chief:
-            return
-        from ml_collections import config_dict
-
-        flat = {}
-
-        def flatten(prefix, node):
-            for key, value in node.items():
-                if isinstance(value, config_dict.ConfigDict):
-                    flatten(f"{prefix}{key}.", value)
-                elif isinstance(value, (bool, int, float, str)):
-                    flat[f"{prefix}{key}"] = value
-                else:
-                    flat[f"{prefix}{key}"] = str(value)
-
-        flatten("", self.config)
-        flat["distribution"] = self.backend.name
-        flat["num_replicas"] = self.backend.num_replicas_in_sync
-        self.summaries.hparams(flat)
-        histogram = self.task.histogram
-        if histogram is not None:
-            weights = np.asarray(self.task.class_weight)
-            if histogram.label_mode in ("binary", "multi_label"):
-                rows = [
-                    [
-                        c,
-                        int(p),
-                        int(histogram.num_examples - p),
-                        f"{weights[0, c]:.4f}",
-                        f"{weights[1, c]:.4f}",
-                    ]
-                    for c, p in enumerate(histogram.positives)
-                ]
-                header = ["output", "positives", "negatives", "w_neg", "w_pos"]
-            else:
-                rows = [[c, int(n), f"{weights[c]:.4f}"] for c, n in enumerate(histogram.counts)]
-                header = ["class", "count", "weight"]
-            self.summaries.text("data/label_histogram", markdown_table(header, rows))
+        return metrics

@@ -11,7 +11,8 @@ import tensorflow as tf
 from absl import logging
 
 from focal_dist.training import checkpoints
-from focal_dist.training.checkpoints import CheckpointStore, Record, diverged_checkpoints
+from focal_dist.training.checkpoints import CheckpointStore
+from focal_dist.training.divergence import Record, diverged_checkpoints
 
 
 def _model(seed=0, units=4):
@@ -161,6 +162,13 @@ def test_a_checkpoint_whose_next_loss_exploded_is_quarantined_even_if_finite():
     records = _records([(10, [0.4] * 10), (20, [0.3] * 10), (30, [3e4] * 10), (40, [1e9] * 10)])
     # ckpt-20's weights gave 3e4 at step 21: the divergence began before ckpt-20.
     assert diverged_checkpoints(records, [1e20, math.nan]) == [20, 30, 40]
+
+
+def test_a_loss_spike_of_one_imbalanced_batch_is_not_a_divergence():
+    records = _records([(s, [0.2, 0.15, 0.1]) for s in (3, 6, 9)])
+    # One batch whose few positives cost 30 times the median, then NaN from a bad rate.
+    assert diverged_checkpoints(records, [4.5, math.nan]) == []
+    assert diverged_checkpoints(records, [50.0, math.nan]) == [9]
 
 
 def test_checkpoints_whose_next_losses_were_healthy_are_kept():

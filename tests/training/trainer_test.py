@@ -221,7 +221,7 @@ def test_kill_9_after_a_checkpoint_then_restart_ends_with_the_uninterrupted_weig
     assert not (interrupted / "summary.json").exists()
     runs.run(command)
     summary = runs.summary(interrupted)
-    assert summary["first_step"] > 40  # resumed, not restarted
+    assert summary["resumed_from_step"] >= 40  # resumed, not restarted
     np.testing.assert_allclose(
         summary["train_losses"],
         runs.summary(reference)["train_losses"][-len(summary["train_losses"]) :],
@@ -255,6 +255,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_143_so_that_job_controllers_retry(
     step = int(stopped.group(1))
     assert 0 < step < 100000
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{step}")
+    # summary.json is the record of a finished run only.
+    assert not (tmp_path / "summary.json").exists()
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -1,0 +1,150 @@
+"""What a run reports: its TensorBoard run info, evaluations, summary.json and export.
+
+Only the chief writes. Files a user reads or a job controller checks are replaced
+atomically (written beside, then renamed), so a kill never leaves half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+from absl import logging
+from ml_collections import config_dict
+
+from focal_dist.training.summaries import SummaryWriter, markdown_table
+
+SUMMARY = "summary.json"
+
+
+def flat_config(config, backend) -> dict:
+    """The config as {"a.b": value} (scalars kept, others as strings), for hparams."""
+    flat = {}
+
+    def flatten(prefix, node):
+        for key, value in node.items():
+            if isinstance(value, config_dict.ConfigDict):
+                flatten(f"{prefix}{key}.", value)
+            elif isinstance(value, (bool, int, float, str)):
+                flat[f"{prefix}{key}"] = value
+            else:
+                flat[f"{prefix}{key}"] = str(value)
+
+    flatten("", config)
+    flat["distribution"] = backend.name
+    flat["num_replicas"] = backend.num_replicas_in_sync
+    return flat
+
+
+def write_run_info(summaries: SummaryWriter, config, backend, task) -> None:
+    """Hparams and the label-histogram table: once per run, at its first start."""
+    summaries.hparams(flat_config(config, backend))
+    histogram = task.histogram
+    if histogram is None:
+        return
+    weights = np.asarray(task.class_weight)
+    if histogram.label_mode in ("binary", "multi_label"):
+        rows = [
+            [
+                c,
+                int(p),
+                int(histogram.num_examples - p),
+                f"{weights[0, c]:.4f}",
+                f"{weights[1, c]:.4f}",
+            ]
+            for c, p in enumerate(histogram.positives)
+        ]
+        header = ["output", "positives", "negatives", "w_neg", "w_pos"]
+    else:
+        rows = [[c, int(n), f"{weights[c]:.4f}"] for c, n in enumerate(histogram.counts)]
+        header = ["class", "count", "weight"]
+    summaries.text("data/label_histogram", markdown_table(header, rows))
+
+
+def write_evaluation(
+    summaries: SummaryWriter, metrics: dict, positives, negatives, step: int, log: bool
+) -> None:
+    summaries.scalars(metrics, step, prefix="eval/")
+    summaries.evaluation(positives, negatives, step, tag="eval")
+    if log:
+        logging.info(
+            "step %d eval: loss %.5f pr_auc %.4f roc_auc %.4f f1 %.4f",
+            step,
+            metrics["loss"],
+            metrics["pr_auc"],
+            metrics["roc_auc"],
+            metrics["f1"],
+        )
+
+
+def read_summary(workdir: str) -> dict | None:
+    """summary.json of `workdir`, or None if absent or unreadable."""
+    try:
+        with open(os.path.join(workdir, SUMMARY)) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def write_summary(workdir: str, summary: dict) -> str:
+    path = os.path.join(workdir, SUMMARY)
+    with open(path + ".tmp", "w") as handle:
+        json.dump(summary, handle, indent=2)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def export(model, workdir: str) -> str:
+    """Saves `model` to <workdir>/export/model.keras (replacing any earlier export)."""
+    directory = os.path.join(workdir, "export")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "model.keras")
+    # Keras wants the .keras suffix; the rename makes the replacement atomic.
+    temporary = os.path.join(directory, ".model.partial.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+    logging.info("exported %s", path)
+    return path
+
+
+class Progress:
+    """Per-loop train scalars for TensorBoard and, every `train.log_every` steps, a log
+    line with the loss, learning rate, gradient norm, throughput and ETA."""
+
+    def __init__(self, summaries: SummaryWriter, backend, train, start_step: int):
+        self.summaries = summaries
+        self.backend = backend
+        self.train = train
+        self.start_step = start_step
+        self.start_time = time.perf_counter()
+
+    def report(self, step, losses, norm, seconds, learning_rate) -> None:
+        train = self.train
+        examples_per_second = len(losses) * train.global_batch_size / max(seconds, 1e-9)
+        self.summaries.scalars(
+            {
+                "loss": float(np.mean(losses)),
+                "learning_rate": learning_rate,
+                "examples_per_second": examples_per_second,
+                "global_batch_size": train.global_batch_size,
+                "num_replicas": self.backend.num_replicas_in_sync,
+                "gradient_norm": norm,
+            },
+            step,
+            prefix="train/",
+        )
+        if self.backend.is_chief and (step % train.log_every < len(losses) or step == train.steps):
+            elapsed = time.perf_counter() - self.start_time
+            remaining = elapsed / max(step - self.start_step, 1) * (train.steps - step)
+            logging.info(
+                "step %d/%d  loss %.5f  lr %.3g  grad_norm %.3g  %.0f examples/s  ETA %.0fs",
+                step,
+                train.steps,
+                losses[-1],
+                learning_rate,
+                norm,
+                examples_per_second,
+                remaining,
+            )

@@ -1,0 +1,78 @@
+"""Where a run continues, agreed by every worker.
+
+A run is a sequence of processes over one work dir. Each start asks two questions, and
+every worker must get the same answers or the collectives of the first step would
+mismatch: has the run already finished, and from which checkpoint does it continue?
+The chief (worker 0, Horovod rank 0) answers from the files; the answer reaches the
+other workers through a SUM over workers in which only the chief's term is non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from focal_dist.distribute import Backend
+from focal_dist.training import reporting
+from focal_dist.training.checkpoints import CheckpointStore
+
+
+def chief_value(backend: Backend, value: float) -> float:
+    """The chief's `value` on every worker (exact for integers below 2**53)."""
+    mine = float(value) if backend.is_chief else 0.0
+    return float(backend.sum_across_workers(tf.constant([mine], tf.float64))[0])
+
+
+def any_worker(backend: Backend, flag: bool) -> bool:
+    """True on every worker if `flag` is true on at least one."""
+    flags = backend.sum_across_workers(tf.constant([1.0 if flag else 0.0]))
+    return bool(flags.numpy()[0] > 0)
+
+
+def finished_summary(backend: Backend, workdir: str, steps: int) -> dict | None:
+    """The summary of a run that already finished `steps` steps, else None.
+
+    Finished means summary.json says `complete` at a step >= `steps`; rerunning such a
+    command changes nothing (raising train.steps continues it instead).
+    """
+    summary = reporting.read_summary(workdir) if backend.is_chief else None
+    done = bool(summary and summary.get("complete") and summary.get("step", 0) >= steps)
+    if not any_worker(backend, done):
+        return None
+    if not backend.is_chief:
+        return {"step": None, "preempted": False, "eval": {}, "complete": True}
+    logging.info(
+        "run already complete at step %d (%s); nothing to do (raise --config.train.steps "
+        "to train further)",
+        summary["step"],
+        os.path.join(workdir, reporting.SUMMARY),
+    )
+    return summary
+
+
+def restore(backend: Backend, store: CheckpointStore, variables) -> int:
+    """Restores the checkpoint the chief chose on every worker; returns its step (0: none).
+
+    Every worker reads the chief's checkpoint folder, so the work dir must be shared
+    (one machine, or a ReadWriteMany volume). If any worker fails, all of them raise.
+    """
+    step = int(chief_value(backend, store.choose() if backend.is_chief else 0))
+    error = None
+    if step:
+        try:
+            store.restore(step)
+        except (OSError, ValueError, tf.errors.OpError) as failure:
+            error = failure
+    if any_worker(backend, error is not None):
+        if error is not None:
+            raise error
+        raise RuntimeError(f"another worker could not restore checkpoint {step}; see its log")
+    # Horovod: every rank continues from rank 0's values (a no-op under tf.distribute).
+    backend.broadcast_variables(variables)
+    if backend.is_chief:
+        store.commit_restore(step)
+        if step:
+            logging.info("resumed from %s at step %d", store.prefix(step), step)
+    return step

@@ -1,0 +1,154 @@
+"""A bad checkpoint never blocks a run, and a divergence never leaves one that cannot
+continue: the real CLI against damaged work dirs and a learning rate of 1e30."""
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.training import runs
+
+pytestmark = pytest.mark.slow
+
+CONSTANT_RATE = {
+    "train.global_batch_size": 64,
+    "train.steps_per_loop": 5,
+    "train.checkpoint_every": 10,
+    "train.log_every": 10,
+    "train.eval_every": 0,
+    "train.keep_checkpoints": 10,
+    "train.deterministic": True,
+    "data.num_features": 8,
+    "data.synthetic.num_train": 2048,
+    "data.synthetic.num_eval": 256,
+    "model.hidden_units": "(16,)",
+    # A rate that does not depend on train.steps, so that a shorter run is a prefix.
+    "optimizer.warmup_steps": 0,
+    "optimizer.decay": "constant",
+}
+
+
+def _command(workdir, **overrides):
+    return runs.train_command("default", workdir, {**CONSTANT_RATE, **overrides})
+
+
+def _assert_same_weights(workdir, reference):
+    for ours, theirs in zip(
+        runs.final_weights(workdir), runs.final_weights(reference), strict=True
+    ):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def thirty_steps_and_a_forty_step_reference(tmp_path_factory):
+    base = tmp_path_factory.mktemp("recovery")
+    runs.run(_command(base / "thirty", **{"train.steps": 30}))
+    runs.run(_command(base / "reference", **{"train.steps": 40}))
+    return base / "thirty", base / "reference"
+
+
+def _truncate_data(checkpoints: Path):
+    data = checkpoints / "ckpt-30.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 2])
+
+
+def _empty_index(checkpoints: Path):
+    (checkpoints / "ckpt-30.index").write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    ("damage", "resumed_at", "named"),
+    [
+        (_truncate_data, 20, "ckpt-30"),
+        (_empty_index, 20, "ckpt-30"),
+        (lambda c: (c / "checkpoint").write_bytes(b""), 30, None),
+        (lambda c: (c / "checkpoint").write_bytes(b"\x00 not a state {"), 30, None),
+    ],
+    ids=["truncated_data", "empty_index", "empty_state_file", "garbage_state_file"],
+)
+def test_a_damaged_latest_checkpoint_is_named_and_the_run_continues_from_the_one_before(
+    tmp_path, thirty_steps_and_a_forty_step_reference, damage, resumed_at, named
+):
+    thirty, reference = thirty_steps_and_a_forty_step_reference
+    workdir = tmp_path / "run"
+    shutil.copytree(thirty, workdir)
+    damage(workdir / "checkpoints")
+    result = runs.run(_command(workdir, **{"train.steps": 40}))
+    assert f"resumed from {workdir / 'checkpoints' / f'ckpt-{resumed_at}'} at step" in result.stderr
+    if named:
+        assert re.search(rf"checkpoint \S*{named} cannot be used \(\w+: .+\)", result.stderr), (
+            result.stderr[-3000:]
+        )
+        assert (workdir / "checkpoints" / "rejected" / f"{named}.index").exists()
+    _assert_same_weights(workdir, reference)
+    summary = runs.summary(workdir)
+    assert len(summary["train_losses"]) == 40
+    np.testing.assert_allclose(
+        summary["train_losses"], runs.summary(reference)["train_losses"], rtol=1e-6
+    )
+
+
+def test_when_no_checkpoint_loads_the_run_says_so_loudly_and_starts_over(
+    tmp_path, thirty_steps_and_a_forty_step_reference
+):
+    thirty, reference = thirty_steps_and_a_forty_step_reference
+    workdir = tmp_path / "run"
+    shutil.copytree(thirty, workdir)
+    for index in (workdir / "checkpoints").glob("ckpt-*.index"):
+        index.write_bytes(b"garbage")
+    result = runs.run(_command(workdir, **{"train.steps": 40}))
+    assert "NO USABLE CHECKPOINT" in result.stderr
+    assert "TRAINING FROM THE START" in result.stderr
+    # From the start, with the same seed: the uninterrupted 40-step run.
+    _assert_same_weights(workdir, reference)
+
+
+def test_after_a_divergence_a_smaller_learning_rate_resumes_from_the_last_good_checkpoint(
+    tmp_path,
+):
+    every_step = {"train.checkpoint_every": 1, "train.steps_per_loop": 1, "train.log_every": 1}
+    workdir = tmp_path / "run"
+    runs.run(_command(workdir, **every_step, **{"train.steps": 6}))
+    # Adam at 1e30: the update of step 7 makes the weights huge but finite, so ckpt-7
+    # is written; the loss of step 8, computed with ckpt-7's weights, is not finite.
+    diverging = _command(
+        workdir, **every_step, **{"train.steps": 12, "optimizer.learning_rate": 1e30}
+    )
+    result = runs.run(diverging, check=False)
+    assert result.returncode != 0
+    assert re.search(r"NonFinite\w*Error: .*at step 8", result.stderr), result.stderr[-3000:]
+    assert (workdir / "checkpoints" / "diverged" / "ckpt-7.index").exists()
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")
+    assert "--config.optimizer.learning_rate" in result.stderr
+    assert not (workdir / "summary.json").exists() or runs.summary(workdir)["step"] == 6
+
+    # The documented remedy: the same command with a smaller rate.
+    result = runs.run(_command(workdir, **every_step, **{"train.steps": 12}))
+    assert f"resumed from {workdir / 'checkpoints' / 'ckpt-6'} at step 6" in result.stderr
+    assert re.search(r"step 12/12 .* lr 0\.003 ", result.stderr), result.stderr[-2000:]
+    reference = tmp_path / "reference"
+    runs.run(_command(reference, **every_step, **{"train.steps": 12}))
+    _assert_same_weights(workdir, reference)
+
+
+def test_weights_that_become_non_finite_stop_the_run_before_they_are_checkpointed(tmp_path):
+    every_step = {"train.checkpoint_every": 1, "train.steps_per_loop": 1, "train.log_every": 1}
+    workdir = tmp_path / "run"
+    runs.run(_command(workdir, **every_step, **{"train.steps": 6}))
+    # 1e39 is inf in float32: the loss of step 7 (ckpt-6's weights) is finite, its
+    # update is not. Only the weight check can see it before the checkpoint.
+    result = runs.run(
+        _command(workdir, **every_step, **{"train.steps": 12, "optimizer.learning_rate": 1e39}),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert re.search(
+        r"NonFiniteWeightsError: \d+ weights are not finite after step 7; stopped without "
+        r"checkpointing it",
+        result.stderr,
+    ), result.stderr[-3000:]
+    assert not (workdir / "checkpoints" / "ckpt-7.index").exists()
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-6")
