@@ -15,7 +15,9 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from focal_dist.distribute import Backend, InputInfo, get_backend
+from focal_dist import dataset_graph
+from focal_dist.distribute import Backend, InputInfo
+from focal_dist.distribute.resolve import resolve_backend
 
 LABEL_MODES = ("binary", "multi_label", "sparse", "categorical")
 SCHEMES = ("balanced", "inverse", "inverse_sqrt", "effective_number")
@@ -164,12 +166,57 @@ def _default_label_fn(element):
     )
 
 
+def _local_dataset(dataset: tf.data.Dataset, backend: Backend, already_sharded: bool):
+    """This pipeline's part of `dataset`, refusing what would count examples twice or never."""
+    pipelines = backend.num_input_pipelines
+    facts = dataset_graph.inspect(dataset)
+    if facts is None:
+        facts = dataset_graph.Sharding((), False, False)
+    if already_sharded:
+        wrong = [n for n in facts.shard_counts if n != pipelines]
+        if wrong:
+            raise ValueError(
+                f"already_sharded=True but the dataset is split by shard({wrong[0]}, ...) "
+                f"while backend {backend.name!r} has {pipelines} input pipeline(s): the "
+                "counts would not cover the data set once; shard by the number of workers "
+                "(hvd.size(), InputContext.num_input_pipelines) or pass the backend of the "
+                "workers that hold the other shards"
+            )
+        if pipelines > 1 and facts.unseeded_shuffle_before_shard:
+            raise ValueError(
+                "the dataset is shuffled without a seed before shard(): every worker "
+                "shuffles differently, so the shards overlap and class counts are wrong; "
+                "pass the same seed= to shuffle() on every worker, or shuffle after shard()"
+            )
+        return dataset
+    if facts.shard_counts:
+        raise ValueError(
+            f"the dataset is already sharded (shard({facts.shard_counts[0]}, ...)); "
+            "label_histogram would count only this worker's part, or shard it again. "
+            "Pass already_sharded=True to count each worker's shard as it is and sum over "
+            f"workers, or pass the unsharded dataset (it is split here into "
+            f"{pipelines} shard(s))"
+        )
+    if pipelines == 1:
+        return dataset
+    if facts.unseeded_shuffle:
+        raise ValueError(
+            "the dataset is shuffled without a seed: label_histogram shards it over "
+            f"{pipelines} input pipelines, and each worker's different order would make "
+            "the shards overlap (class counts wrong, total right). Pass the same seed= to "
+            "shuffle() on every worker, or drop the shuffle (counting needs no order)"
+        )
+    # The same data on every worker: keep 1/P of it, so nothing is counted twice.
+    return dataset.shard(pipelines, backend.input_pipeline_id)
+
+
 def label_histogram(
     dataset,
     *,
     num_classes: int,
     label_mode: str,
-    backend: Backend | None = None,
+    backend: Backend | tf.distribute.Strategy | str | None = None,
+    already_sharded: bool = False,
     label_fn: Callable | None = None,
     batch_size: int = 4096,
 ) -> LabelHistogram:
@@ -184,7 +231,14 @@ def label_histogram(
       num_classes: C (binary: 1 or 2).
       label_mode: "binary" (0/1, shape [B] or [B, 1]), "multi_label" (multi-hot [B, C]),
         "sparse" (ids [B]) or "categorical" (one-hot [B, C]).
-      backend: a focal_dist.distribute Backend; the default (one device) if None.
+      backend: whose workers hold the data: a focal_dist.distribute Backend, a
+        `tf.distribute.Strategy` (MirroredStrategy, MultiWorkerMirroredStrategy), or
+        "horovod"; None is the strategy in scope (one device when none is).
+      already_sharded: the Dataset is this worker's own shard (e.g.
+        `dataset.shard(hvd.size(), hvd.rank())`): its counts are summed over workers as
+        they are. Without it, a dataset that contains a `shard()` is refused rather than
+        counted in part; so is an unseeded `shuffle()` before the shard point when there
+        is more than one input pipeline (each worker would shuffle differently).
       label_fn: element -> labels, for other element structures.
       batch_size: batch size asked of a dataset function.
 
@@ -192,13 +246,19 @@ def label_histogram(
       The LabelHistogram, identical on every worker.
 
     Raises:
-      ValueError: a bad argument.
+      ValueError: a bad argument, or a dataset whose sharding would not count every
+        example once (the message says what to pass).
       tf.errors.InvalidArgumentError: a label outside the declared classes (its value is
         in the message).
     """
     num_classes = _check_label_mode(label_mode, num_classes)
-    backend = backend or get_backend("default")
+    backend = resolve_backend(backend)
     if callable(dataset) and not isinstance(dataset, tf.data.Dataset):
+        if already_sharded:
+            raise ValueError(
+                "already_sharded=True is for a Dataset; a dataset function returns its "
+                "pipeline's shard by contract"
+            )
         local = dataset(
             InputInfo(
                 pipeline_id=backend.input_pipeline_id,
@@ -207,10 +267,7 @@ def label_histogram(
             )
         )
     elif isinstance(dataset, tf.data.Dataset):
-        local = dataset
-        if backend.num_input_pipelines > 1:
-            # The same data on every worker: keep 1/P of it, so nothing is counted twice.
-            local = dataset.shard(backend.num_input_pipelines, backend.input_pipeline_id)
+        local = _local_dataset(dataset, backend, already_sharded)
     else:
         raise ValueError(
             f"dataset must be a tf.data.Dataset or a function InputInfo -> Dataset, got "

@@ -48,6 +48,46 @@ def test_categorical_one_hot_and_float_binary_labels_of_shape_b1():
     assert histogram.counts.tolist() == fixtures.expected_counts("binary")
 
 
+def _sparse_dataset():
+    return tf.data.Dataset.from_tensor_slices((fixtures.features(), fixtures.labels("sparse")))
+
+
+def test_a_users_own_mirrored_strategy_is_accepted_as_backend():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    histogram = cw.label_histogram(
+        _sparse_dataset().batch(50), num_classes=7, label_mode="sparse", backend=strategy
+    )
+    assert histogram.counts.tolist() == fixtures.expected_counts("sparse")
+    with strategy.scope():  # None: the strategy in scope
+        again = cw.label_histogram(_sparse_dataset(), num_classes=7, label_mode="sparse")
+    assert again.counts.tolist() == fixtures.expected_counts("sparse")
+
+
+def test_an_already_sharded_dataset_is_refused_rather_than_counted_in_part():
+    half = _sparse_dataset().shard(2, 0).batch(64)
+    with pytest.raises(ValueError, match=r"already sharded \(shard\(2.*already_sharded=True"):
+        cw.label_histogram(half, num_classes=7, label_mode="sparse")
+    # Declared, but this backend has one input pipeline: the other half has no counter.
+    with pytest.raises(ValueError, match=r"shard\(2, \.\.\.\) while backend .* 1 input pipeline"):
+        cw.label_histogram(half, num_classes=7, label_mode="sparse", already_sharded=True)
+
+
+def test_on_one_pipeline_a_shuffle_without_seed_counts_every_example():
+    shuffled = _sparse_dataset().shuffle(10_007).batch(64)
+    histogram = cw.label_histogram(shuffled, num_classes=7, label_mode="sparse")
+    assert histogram.counts.tolist() == fixtures.expected_counts("sparse")
+
+
+def test_already_sharded_is_for_datasets_not_dataset_functions():
+    with pytest.raises(ValueError, match="already_sharded=True is for a Dataset"):
+        cw.label_histogram(
+            lambda info: _sparse_dataset(),
+            num_classes=7,
+            label_mode="sparse",
+            already_sharded=True,
+        )
+
+
 def test_dataset_function_receives_the_pipeline_and_label_fn_picks_labels():
     seen = []
 

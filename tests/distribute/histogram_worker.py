@@ -1,8 +1,10 @@
 """One worker of the distributed histogram tests (run by horovodrun or launch/multiworker).
 
-Counts the known labels through the product API under the given backend, checks the
-cross-worker reduction of large int64 counts and compute_global_loss with uneven local
-batches, and writes what it saw to <out>/rank<r>.json.
+Counts the known labels through the product API under the given backend (and the
+user's own strategy object or backend name), asserts that an already-sharded or
+unseeded-shuffled pipeline is refused with the fix and counted right once declared or
+seeded, checks the cross-worker reduction of large int64 counts and compute_global_loss
+with uneven local batches, and writes what it saw to <out>/rank<r>.json.
 """
 
 import argparse
@@ -66,6 +68,54 @@ def main() -> None:
         dataset, num_classes=fixtures.NUM_SPARSE, label_mode="sparse", backend=backend
     )
     result["unsharded_dataset"] = {"counts": histogram.counts.tolist(), "n": histogram.num_examples}
+
+    # 2b. The user's own pipeline, as Horovod users shard it: declared, counted once;
+    # undeclared, or shuffled without a seed before the shard, refused with the fix.
+    expected = fixtures.expected_counts("sparse")
+    pairs = tf.data.Dataset.from_tensor_slices((fixtures.features(), sparse))
+    workers, rank = backend.num_workers, backend.worker_index
+    own_shard = pairs.shard(workers, rank).batch(64)
+    histogram = cw.label_histogram(
+        own_shard,
+        num_classes=fixtures.NUM_SPARSE,
+        label_mode="sparse",
+        backend=backend,
+        already_sharded=True,
+    )
+    assert histogram.counts.tolist() == expected, histogram.counts
+    refusals = {
+        "undeclared_shard": dict(dataset=own_shard),
+        "unseeded_shuffle_then_shard": dict(
+            dataset=pairs.shuffle(10_007).shard(workers, rank), already_sharded=True
+        ),
+        "unseeded_shuffle": dict(dataset=pairs.shuffle(10_007)),
+    }
+    result["refused"] = {}
+    for case, kwargs in refusals.items():
+        try:
+            cw.label_histogram(
+                num_classes=fixtures.NUM_SPARSE, label_mode="sparse", backend=backend, **kwargs
+            )
+            result["refused"][case] = ""
+        except ValueError as error:
+            result["refused"][case] = str(error)
+    assert "already_sharded=True" in result["refused"]["undeclared_shard"], result["refused"]
+    for case in ("unseeded_shuffle_then_shard", "unseeded_shuffle"):
+        assert "seed=" in result["refused"][case], result["refused"]
+    seeded = pairs.shuffle(10_007, seed=7).batch(64)
+    histogram = cw.label_histogram(
+        seeded, num_classes=fixtures.NUM_SPARSE, label_mode="sparse", backend=backend
+    )
+    assert histogram.counts.tolist() == expected, histogram.counts
+    # A user's own tf.distribute strategy object (or the name "horovod").
+    users_backend = getattr(backend, "strategy", None) or args.distribution
+    histogram = cw.label_histogram(
+        pairs.batch(100),
+        num_classes=fixtures.NUM_SPARSE,
+        label_mode="sparse",
+        backend=users_backend,
+    )
+    assert histogram.counts.tolist() == expected, (users_backend, histogram.counts)
 
     # 3. int64 counts past 2^31 through the cross-worker reduction.
     large = backend.sum_across_workers(tf.constant(fixtures.LARGE_COUNTS, tf.int64))
