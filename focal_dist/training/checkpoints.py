@@ -15,8 +15,8 @@ and renames), then the history line (flushed and fsynced), then the state file
 line exists, so a kill at any moment leaves the previous checkpoint intact and chosen.
 
 Restore never trusts the state file: the chief lists `ckpt-*.index`, newest first, reads
-every tensor of each (size and checksum checks) and takes the first that reads; those
-that do not are logged with their path and the error and moved to `rejected/`.
+every tensor of each (size and checksum checks) and takes the first that reads and is
+finite; those that do not are logged with their path and the error and moved to `rejected/`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -96,12 +97,15 @@ class CheckpointStore:
         """The records of steps <= `step`, in order."""
         return [r for s, r in sorted(self.records().items()) if s <= step]
 
-    def _readable(self, step: int) -> Exception | None:
-        """None if every tensor of ckpt-`step` reads back (sizes and checksums), else why."""
+    def _readable(self, step: int) -> Exception | str | None:
+        """None if every tensor of ckpt-`step` reads back (sizes and checksums) and is
+        finite, else why."""
         try:
             reader = tf.train.load_checkpoint(self.prefix(step))
             for name in reader.get_variable_to_shape_map():
-                reader.get_tensor(name)
+                value = np.asarray(reader.get_tensor(name))
+                if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                    return f"{name} holds NaN or inf"
         except Exception as error:  # Any failure to read makes it unusable.
             return error
         return None
@@ -128,7 +132,7 @@ class CheckpointStore:
                 "checkpoint %s cannot be used (%s: %s); moving it to %s and trying the "
                 "previous one",
                 self.prefix(step),
-                type(error).__name__ if isinstance(error, Exception) else "incomplete",
+                type(error).__name__ if isinstance(error, Exception) else "unusable",
                 lines[0] if lines else "",
                 os.path.join(self.directory, "rejected"),
             )

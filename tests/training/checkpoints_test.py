@@ -83,6 +83,15 @@ def test_a_flipped_byte_in_the_data_file_fails_its_checksum_and_is_skipped(tmp_p
     assert any(str(tmp_path / "ckpt-20") in m for m in warnings), warnings
 
 
+def test_a_checkpoint_holding_nan_is_named_and_skipped(tmp_path, warnings):
+    store = _save_steps(tmp_path, [10, 20])
+    model = store.checkpoint.model
+    model.variables[0].assign(np.full(model.variables[0].shape, np.nan, np.float32))
+    store.checkpoint.write(str(tmp_path / "ckpt-20"))
+    assert _restored_value(tmp_path) == (10, 10.0)
+    assert any("ckpt-20" in m and "NaN or inf" in m for m in warnings), warnings
+
+
 def test_an_empty_index_is_named_and_the_previous_checkpoint_restored(tmp_path, warnings):
     _save_steps(tmp_path, [10, 20])
     (tmp_path / "ckpt-20.index").write_bytes(b"")

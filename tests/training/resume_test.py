@@ -36,6 +36,7 @@ TINY = {
     "data.shuffle_buffer": 512,
     "data.synthetic.num_train": 2048,
     "data.synthetic.num_eval": 256,
+    "data.synthetic.positive_rate": 0.05,
     "model.hidden_units": "(16,)",
 }
 KILL_AFTER, TERM_AFTER = 100, 250
@@ -56,7 +57,7 @@ def _command(distribution, workdir, source, data_dir):
     config = "configs/default.py"
     if source == "csv":
         config = "configs/csv.py"
-        overrides["data.path"] = str(_csv(data_dir / "train.csv"))
+        overrides["data.path"] = str(data_dir / "train.csv")
     if distribution == "mirrored":
         return [
             *runs.train_command("default", workdir, overrides, config),
@@ -171,8 +172,18 @@ CASES = [
 def test_kill_9_then_sigterm_then_rerun_ends_like_an_uninterrupted_run(
     tmp_path, distribution, source
 ):
+    if source == "csv":
+        _csv(tmp_path / "train.csv")
     reference = tmp_path / "uninterrupted"
-    _finish(_command(distribution, reference, source, tmp_path))
+    # The uninterrupted run goes alongside the interrupted one (wall time).
+    uninterrupted = subprocess.Popen(
+        _command(distribution, reference, source, tmp_path),
+        cwd=runs.ROOT,
+        env=runs.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     workdir = tmp_path / "interrupted"
     command = _command(distribution, workdir, source, tmp_path)
 
@@ -197,6 +208,8 @@ def test_kill_9_then_sigterm_then_rerun_ends_like_an_uninterrupted_run(
 
     result = _finish(command)
     assert "resumed from" in result.stderr + result.stdout
+    output, _ = uninterrupted.communicate(timeout=900)
+    assert uninterrupted.returncode == 0, output[-3000:]
     ours, theirs = runs.summary(workdir), runs.summary(reference)
     assert ours["step"] == STEPS
     np.testing.assert_allclose(ours["train_losses"], theirs["train_losses"], rtol=1e-6)
