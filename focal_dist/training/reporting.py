@@ -39,28 +39,11 @@ def flat_config(config, backend) -> dict:
 
 
 def write_run_info(summaries: SummaryWriter, config, backend, task) -> None:
-    """Hparams and the label-histogram table: once per run, at its first start."""
+    """Hparams and the task's table (the label histogram): once per run, at its start."""
     summaries.hparams(flat_config(config, backend))
-    histogram = task.histogram
-    if histogram is None:
-        return
-    weights = np.asarray(task.class_weight)
-    if histogram.label_mode in ("binary", "multi_label"):
-        rows = [
-            [
-                c,
-                int(p),
-                int(histogram.num_examples - p),
-                f"{weights[0, c]:.4f}",
-                f"{weights[1, c]:.4f}",
-            ]
-            for c, p in enumerate(histogram.positives)
-        ]
-        header = ["output", "positives", "negatives", "w_neg", "w_pos"]
-    else:
-        rows = [[c, int(n), f"{weights[c]:.4f}"] for c, n in enumerate(histogram.counts)]
-        header = ["class", "count", "weight"]
-    summaries.text("data/label_histogram", markdown_table(header, rows))
+    report = task.report()
+    if report is not None:
+        summaries.text(report.name, markdown_table(report.header, report.rows))
 
 
 def write_evaluation(

@@ -15,11 +15,12 @@ from focal_dist import losses, models
 from focal_dist.data import images, pipeline, sources
 from focal_dist.data.synthetic import SyntheticTask, synthetic_dataset
 from focal_dist.distribute import Backend, InputInfo
+from focal_dist.training.base_task import Task, TaskReport
 
 LOSSES = ("focal", "bce", "ce")
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
     """Binary, multi-label or multi-class classification from the config."""
 
     def __init__(self, config):
@@ -118,30 +119,31 @@ class ClassificationTask:
         )
         return batches.unbatch()
 
-    def train_dataset(self, info: InputInfo, skip_global_batches: int = 0) -> tf.data.Dataset:
+    def train_dataset(self, info: InputInfo) -> tf.data.Dataset:
         config = self.config
+        skip_global_batches = info.skip_global_batches
         if self._synthetic is not None:
             examples = synthetic_dataset(self._synthetic, config.data.synthetic.num_train).cache()
             return pipeline.split_global_batches(
                 examples,
                 info,
-                global_batch_size=config.train.global_batch_size,
+                global_batch_size=info.global_batch_size,
                 shuffle_buffer=config.data.shuffle_buffer,
-                seed=config.train.seed,
+                seed=info.seed,
                 skip_global_batches=skip_global_batches,
             ).map(self._labels_for_task)
         if self._images is not None:
             return self._images.train_batches(
                 info,
                 shuffle_buffer=config.data.shuffle_buffer,
-                seed=config.train.seed,
+                seed=info.seed,
                 skip_global_batches=skip_global_batches,
             ).map(self._labels_for_task)
         # Files: each pipeline reads its own files or records (no N-fold I/O); resuming
         # skips this pipeline's share of the batches already seen.
         examples = self._file_examples(config.data.path, info)
         batches = pipeline.shard_then_batch(
-            examples, info, shuffle_buffer=config.data.shuffle_buffer, seed=config.train.seed
+            examples, info, shuffle_buffer=config.data.shuffle_buffer, seed=info.seed
         )
         return batches.skip(skip_global_batches * info.replicas_per_pipeline).map(
             self._labels_for_task
@@ -163,7 +165,7 @@ class ClassificationTask:
             # batch: each example counted once, the same number of steps everywhere.
             examples = self._file_examples(path, InputInfo(0, 1, info.per_replica_batch_size))
         return pipeline.split_global_batches(
-            examples, info, global_batch_size=config.train.global_batch_size, repeat=False
+            examples, info, global_batch_size=info.global_batch_size, repeat=False
         ).map(self._labels_for_task)
 
     def histogram_dataset(self, info: InputInfo) -> tf.data.Dataset:
@@ -188,7 +190,7 @@ class ClassificationTask:
         )
 
     # --- class weights ----------------------------------------------------------------
-    def fit_class_weights(self, backend: Backend) -> None:
+    def prepare(self, backend: Backend) -> None:
         """Counts the training labels over all workers and sets the loss's class weights."""
         scheme = self.config.loss.class_weights
         if scheme == "none":
@@ -215,6 +217,29 @@ class ClassificationTask:
             scheme,
             np.round(self.class_weight, 4).tolist(),
         )
+
+    def report(self) -> TaskReport | None:
+        """The label histogram and the class weights fitted from it."""
+        histogram = self.histogram
+        if histogram is None:
+            return None
+        weights = np.asarray(self.class_weight)
+        if histogram.label_mode in ("binary", "multi_label"):
+            header = ["output", "positives", "negatives", "w_neg", "w_pos"]
+            rows = [
+                [
+                    c,
+                    int(p),
+                    int(histogram.num_examples - p),
+                    f"{weights[0, c]:.4f}",
+                    f"{weights[1, c]:.4f}",
+                ]
+                for c, p in enumerate(histogram.positives)
+            ]
+        else:
+            header = ["class", "count", "weight"]
+            rows = [[c, int(n), f"{weights[c]:.4f}"] for c, n in enumerate(histogram.counts)]
+        return TaskReport("data/label_histogram", header, rows)
 
     # --- model and loss ---------------------------------------------------------------
     def build_model(self):

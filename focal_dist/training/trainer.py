@@ -18,6 +18,7 @@ A run is a sequence of processes that ends when one of them finishes the steps:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -114,9 +115,23 @@ class Trainer:
             )
         )
 
-    def evaluate(self) -> tuple[dict, np.ndarray, np.ndarray]:
+    def _input_info(self, info, skip_global_batches: int = 0):
+        return dataclasses.replace(
+            info, seed=self.config.train.seed, skip_global_batches=skip_global_batches
+        )
+
+    def evaluate(self) -> tuple[dict, np.ndarray, np.ndarray] | None:
+        """Exact metrics over the task's eval set; None when the task has none."""
+        if (
+            self.task.eval_dataset(
+                self._input_info(self.backend.input_info(self.config.train.global_batch_size))
+            )
+            is None
+        ):
+            return None
         dataset = self.backend.distribute_dataset(
-            self.task.eval_dataset, self.config.train.global_batch_size
+            lambda info: self.task.eval_dataset(self._input_info(info)),
+            self.config.train.global_batch_size,
         )
         totals = np.zeros(self.step.eval_vector_size)
         for batch in dataset:
@@ -166,7 +181,7 @@ class Trainer:
             self.summaries.close()
 
     def _train(self, train) -> dict:
-        self.task.fit_class_weights(self.backend)
+        self.task.prepare(self.backend)
         step = resumed_from = resume.restore(
             self.backend, self.checkpoints, self.model.variables + self.optimizer.variables
         )
@@ -178,7 +193,7 @@ class Trainer:
             reporting.write_run_info(self.summaries, self.config, self.backend, self.task)
             self.summaries.flush()
         dataset = self.backend.distribute_dataset(
-            lambda info: self.task.train_dataset(info, skip_global_batches=step),
+            lambda info: self.task.train_dataset(self._input_info(info, step)),
             train.global_batch_size,
         )
         iterator = iter(dataset)
@@ -241,7 +256,10 @@ class Trainer:
         return summary
 
     def _evaluate_and_write(self, step: int) -> dict:
-        metrics, positives, negatives = self.evaluate()
+        evaluation = self.evaluate()
+        if evaluation is None:
+            return {}
+        metrics, positives, negatives = evaluation
         reporting.write_evaluation(
             self.summaries, metrics, positives, negatives, step, log=self.backend.is_chief
         )
