@@ -40,7 +40,7 @@ def single_device(tmp_path_factory):
     for l2 in (0.0, 0.01):
         workdir = tmp_path_factory.mktemp(f"default_l2_{l2}")
         runs.run(runs.train_command("default", workdir, {**EQUIVALENCE_CONFIG, "model.l2": l2}))
-        results[l2] = runs.summary(workdir), runs.final_weights(workdir)
+        results[l2] = runs.summary(workdir), runs.final_weights(workdir), workdir
     return results
 
 
@@ -59,7 +59,7 @@ def test_distributed_training_matches_single_device_with_a_short_last_batch(
     distribution, l2, single_device, tmp_path
 ):
     # With l2 > 0 the regularisation loss must be counted once, not once per replica.
-    reference_summary, reference_weights = single_device[l2]
+    reference_summary, reference_weights, _ = single_device[l2]
     runs.run(runs.train_command(distribution, tmp_path, {**EQUIVALENCE_CONFIG, "model.l2": l2}))
     summary = runs.summary(tmp_path)
     assert summary["num_replicas"] == {"mirrored": 4, "multiworker": 2, "horovod": 2}[distribution]
@@ -72,3 +72,32 @@ def test_distributed_training_matches_single_device_with_a_short_last_batch(
         np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-7)
     # The training changed the model: the comparison is not between two initialisations.
     assert reference_summary["train_losses"][-1] < reference_summary["train_losses"][0]
+    if l2:
+        # Regularisation took part: without it these runs would end on the l2=0 weights.
+        unregularised = single_device[0.0][1]
+        assert _max_difference(runs.final_weights(tmp_path), unregularised) > 1e-3
+
+
+def _max_difference(weights, others) -> float:
+    return max(float(np.abs(a - b).max()) for a, b in zip(weights, others, strict=True))
+
+
+def test_l2_reaches_the_model_as_regularisation_losses_that_change_training(single_device):
+    import keras
+
+    models = {
+        l2: keras.models.load_model(workdir / "export" / "model.keras", compile=False)
+        for l2, (_, _, workdir) in single_device.items()
+    }
+    assert models[0.0].losses == []
+    regularisation = models[0.01].losses
+    assert regularisation, "model.l2=0.01 built a model without regularisation losses"
+    kernels = [v.numpy() for v in models[0.01].trainable_variables if "kernel" in v.path]
+    np.testing.assert_allclose(
+        float(sum(np.sum(r) for r in regularisation)),
+        0.01 * sum(float(np.sum(k.astype(np.float64) ** 2)) for k in kernels),
+        rtol=1e-5,
+    )
+    losses = {l2: np.array(single_device[l2][0]["train_losses"]) for l2 in (0.0, 0.01)}
+    assert np.abs(losses[0.01] - losses[0.0]).max() > 1e-4
+    assert _max_difference(single_device[0.01][1], single_device[0.0][1]) > 1e-3
