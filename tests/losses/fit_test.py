@@ -185,3 +185,22 @@ def test_global_mean_on_one_device_is_keras_mean_over_valid_pixels():
     expected = per_pixel[labels != IGNORE].mean()
     np.testing.assert_allclose(ours(labels, logits).numpy(), expected, rtol=1e-6)
     np.testing.assert_allclose(keras_reduction(labels, logits).numpy(), expected, rtol=1e-6)
+
+
+def test_global_mean_keeps_fit_exact_when_the_last_batch_splits_unevenly_over_replicas():
+    # 48 + 41 examples in batches of 48: the last one splits 21 / 20 over the replicas.
+    x = np.concatenate([_binary_data(0)[0], _binary_data(1)[0][:41]])
+    y = np.concatenate([_binary_data(0)[1], _binary_data(1)[1][:41]])
+    initial = _model(x.shape[1:], y.shape[1]).get_weights()
+
+    def fit(reduction, strategy=None):
+        loss = fl.BinaryFocalCrossentropy(from_logits=True, reduction=reduction)
+        return _fit(loss, x, y, strategy=strategy, initial_weights=initial, epochs=2)
+
+    single, _ = fit("global_mean")
+    mirrored, _ = fit("global_mean", _mirrored())
+    for got, want in zip(mirrored, single, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    keras_mirrored, _ = fit("sum_over_batch_size", _mirrored())
+    gap = max(np.abs(a - b).max() for a, b in zip(keras_mirrored, single, strict=True))
+    assert gap > 1e-5  # Keras's reduction: (S_0 / 21 + S_1 / 20) / 2, not S / 41
