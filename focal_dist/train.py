@@ -48,28 +48,14 @@ def main(argv):
     options = {"num_cpu_devices": FLAGS.num_cpu_devices} if FLAGS.distribution == "mirrored" else {}
     backend = get_backend(FLAGS.distribution, **options)
 
-    import tensorflow as tf
-
+    from focal_dist.training.api import run
     from focal_dist.training.config_check import validate_config
     from focal_dist.training.task import ClassificationTask
-    from focal_dist.training.trainer import Trainer
 
     config = FLAGS.config
     # Before anything is written: a bad value must not leave a half-made work dir.
     validate_config(config, num_replicas=backend.num_replicas_in_sync)
-    tf.random.set_seed(config.train.seed)
-    if config.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    os.makedirs(FLAGS.workdir, exist_ok=True)
-    if backend.is_chief:
-        logging.info(
-            "distribution %s: %d replicas, %d workers; config:\n%s",
-            backend.name,
-            backend.num_replicas_in_sync,
-            backend.num_workers,
-            config,
-        )
-    summary = Trainer(config, ClassificationTask(config), backend, FLAGS.workdir).train()
+    summary = run(ClassificationTask(config), config=config, backend=backend, workdir=FLAGS.workdir)
     if summary["preempted"]:
         if backend.is_chief:
             logging.warning(

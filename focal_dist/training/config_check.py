@@ -251,17 +251,23 @@ def _check_data(check: _Checker, config) -> None:
             _check_images(check, config)
 
 
-def validate_config(config, *, num_replicas: int | None = None) -> None:
+def validate_config(
+    config, *, num_replicas: int | None = None, training_only: bool = False
+) -> None:
     """Raises ConfigError naming every invalid field, its value and what was expected.
 
     Args:
       config: the experiment ConfigDict (configs/default.py's fields).
       num_replicas: when known, `train.global_batch_size` must be divisible by it.
+      training_only: check only `optimizer` and `train` (a user's own Task brings its
+        own model, data and loss).
     """
     check = _Checker(config)
-    _check_task_and_loss(check, config)
-    _check_model(check, config)
+    if not training_only:
+        _check_task_and_loss(check, config)
+        _check_model(check, config)
     _check_optimizer_and_train(check, config, num_replicas)
-    _check_data(check, config)
+    if not training_only:
+        _check_data(check, config)
     if check.errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(check.errors))

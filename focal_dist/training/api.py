@@ -1,0 +1,78 @@
+"""The Python entry point: train a Task under any distribution, as the CLI does.
+
+    import focal_dist.training as fdt
+    summary = fdt.train_task(my_task, workdir="runs/mine", distribution="mirrored",
+                             num_cpu_devices=2)
+
+Checkpoints (and resume), TensorBoard logs, `summary.json` and `export/model.keras`
+are those of `python -m focal_dist.train`; both go through `run`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import logging
+
+from focal_dist.distribute import Backend, get_backend
+
+
+def train_task(
+    task,
+    *,
+    workdir: str,
+    config=None,
+    distribution: str | Backend = "default",
+    **backend_options,
+) -> dict:
+    """Trains `task` (a `focal_dist.training.Task`) and returns the run's summary.
+
+    Args:
+      task: what is trained (model, datasets, per-example loss); see `base_task`.
+      workdir: checkpoints, TensorBoard logs, summary.json and the export. A work dir
+        holding a checkpoint resumes from it; a finished one is left as it is.
+      config: the loop's settings (`train` and `optimizer` sections of
+        `focal_dist.configs.get_config("default")`, which is used when None).
+      distribution: "default", "mirrored", "multiworker", "horovod" or a Backend.
+        Build it (or call this) before running any TensorFlow op when asking for
+        logical CPU devices (`num_cpu_devices`).
+      **backend_options: `num_cpu_devices` (mirrored), `communication` (multiworker).
+
+    Returns:
+      The summary dict written to summary.json (`preempted` True when SIGTERM stopped
+      the run after saving a checkpoint: call again to resume).
+    """
+    backend = (
+        distribution
+        if isinstance(distribution, Backend)
+        else get_backend(distribution, **backend_options)
+    )
+    if config is None:
+        from focal_dist import configs
+
+        config = configs.get_config("default")
+    from focal_dist.training.config_check import validate_config
+
+    validate_config(config, num_replicas=backend.num_replicas_in_sync, training_only=True)
+    return run(task, config=config, backend=backend, workdir=workdir)
+
+
+def run(task, *, config, backend: Backend, workdir: str) -> dict:
+    """Seeds, creates the work dir and trains; the config is already validated."""
+    import tensorflow as tf
+
+    from focal_dist.training.trainer import Trainer
+
+    tf.random.set_seed(config.train.seed)
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    os.makedirs(workdir, exist_ok=True)
+    if backend.is_chief:
+        logging.info(
+            "distribution %s: %d replicas, %d workers; config:\n%s",
+            backend.name,
+            backend.num_replicas_in_sync,
+            backend.num_workers,
+            config,
+        )
+    return Trainer(config, task, backend, workdir).train()
