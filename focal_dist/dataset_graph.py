@@ -6,6 +6,7 @@ shuffle without a seed before the shard point gives every worker a different ord
 shards overlap (the total stays right, the class counts do not). Both are visible in
 the dataset's serialized graph: `ShardDataset` nodes, and `Shuffle*Dataset` nodes whose
 `seed` and `seed2` inputs are both 0 (TensorFlow's "no seed": a random one per process).
+`local_shard` takes this worker's part of a dataset, or refuses with what to pass.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import dataclasses
 
 import tensorflow as tf
 from absl import logging
+
+from focal_dist.distribute import Backend
 
 _SHUFFLE_OPS = (
     "ShuffleDataset",
@@ -95,3 +98,47 @@ def inspect(dataset: tf.data.Dataset) -> Sharding | None:
         unseeded_shuffle_before_shard=before_shard,
         unseeded_shuffle=bool(unseeded),
     )
+
+
+def local_shard(dataset: tf.data.Dataset, backend: Backend, *, already_sharded: bool):
+    """This pipeline's part of `dataset`, refusing what would count examples twice or never."""
+    pipelines = backend.num_input_pipelines
+    facts = inspect(dataset)
+    if facts is None:
+        facts = Sharding((), False, False)
+    if already_sharded:
+        wrong = [n for n in facts.shard_counts if n != pipelines]
+        if wrong:
+            raise ValueError(
+                f"already_sharded=True but the dataset is split by shard({wrong[0]}, ...) "
+                f"while backend {backend.name!r} has {pipelines} input pipeline(s): the "
+                "counts would not cover the data set once; shard by the number of workers "
+                "(hvd.size(), InputContext.num_input_pipelines) or pass the backend of the "
+                "workers that hold the other shards"
+            )
+        if pipelines > 1 and facts.unseeded_shuffle_before_shard:
+            raise ValueError(
+                "the dataset is shuffled without a seed before shard(): every worker "
+                "shuffles differently, so the shards overlap and class counts are wrong; "
+                "pass the same seed= to shuffle() on every worker, or shuffle after shard()"
+            )
+        return dataset
+    if facts.shard_counts:
+        raise ValueError(
+            f"the dataset is already sharded (shard({facts.shard_counts[0]}, ...)); "
+            "label_histogram would count only this worker's part, or shard it again. "
+            "Pass already_sharded=True to count each worker's shard as it is and sum over "
+            f"workers, or pass the unsharded dataset (it is split here into "
+            f"{pipelines} shard(s))"
+        )
+    if pipelines == 1:
+        return dataset
+    if facts.unseeded_shuffle:
+        raise ValueError(
+            "the dataset is shuffled without a seed: label_histogram shards it over "
+            f"{pipelines} input pipelines, and each worker's different order would make "
+            "the shards overlap (class counts wrong, total right). Pass the same seed= to "
+            "shuffle() on every worker, or drop the shuffle (counting needs no order)"
+        )
+    # The same data on every worker: keep 1/P of it, so nothing is counted twice.
+    return dataset.shard(pipelines, backend.input_pipeline_id)
