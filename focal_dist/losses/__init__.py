@@ -1,8 +1,11 @@
-"""Focal losses that stay correct under distribution.
+"""Focal losses that stay correct under distribution (docs/losses.md: which form where).
 
 Functions return per-example losses; `compute_global_loss` turns them into this
-replica's share of the global mean (docs/design.md); the classes wrap the functions for
-`model.compile` and custom loops.
+replica's share of the global mean (docs/design.md), dividing by an all-reduced count or
+normaliser. The Keras classes wrap the functions: by default a mean over the batch as
+Keras's own (`model.compile`), `reduction="global_mean"` for an exact `model.fit` under
+MirroredStrategy when replicas count different numbers of elements, and
+`reduction="none"` for custom loops.
 """
 
 from focal_dist.losses.classes import (
