@@ -62,6 +62,25 @@ def write_evaluation(
         )
 
 
+def run_summary(config, backend, step, step_losses, resumed_from, eval_metrics, preempted):
+    """summary.json: `complete` once train.steps are done; a preempted run's is not.
+
+    `train_losses` holds every step's loss from step 1, across restarts.
+    """
+    return {
+        "step": step,
+        "complete": not preempted,
+        "preempted": preempted,
+        "train_loss": step_losses[-1] if step_losses else None,
+        "train_losses": step_losses,
+        "resumed_from_step": resumed_from,
+        "eval": eval_metrics,
+        "num_replicas": backend.num_replicas_in_sync,
+        "distribution": backend.name,
+        "config": json.loads(config.to_json()),
+    }
+
+
 def read_summary(workdir: str) -> dict | None:
     """summary.json of `workdir`, or None if absent or unreadable."""
     try:

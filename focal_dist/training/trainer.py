@@ -7,8 +7,9 @@ checkpoints in `training/checkpoints.py`, what a run reports in `training/report
 A run is a sequence of processes that ends when one of them finishes the steps:
 - start: the chief picks the newest usable checkpoint S and every worker restores that
   same one (the choice is agreed through a collective, not read by each worker);
-- SIGTERM: the loop stops at the end of its call, every worker saves step S and
-  `train()` returns `preempted` (the CLI exits 143 so that job controllers retry);
+- SIGTERM: the loop stops at the end of its call, every worker saves step S, the chief
+  writes summary.json with `preempted` (not `complete`) and the CLI exits 143 so that
+  job controllers retry;
 - a non-finite loss or weight raises without saving; the checkpoints written after the
   divergence began are moved aside (`checkpoints.diverged_checkpoints`);
 - summaries of steps <= S are flushed before ckpt-S is saved, and a restart at S marks
@@ -19,7 +20,6 @@ A run is a sequence of processes that ends when one of them finishes the steps:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import signal
@@ -231,23 +231,25 @@ class Trainer:
                 step_losses += unsaved
                 unsaved = []
             if stop and step < train.steps:
-                return {"step": step, "preempted": True, "eval": {}}
+                summary = reporting.run_summary(
+                    self.config, self.backend, step, step_losses, resumed_from, {}, preempted=True
+                )
+                if self.backend.is_chief:
+                    reporting.write_summary(self.workdir, summary)
+                return summary
         if eval_metrics is None:  # Restored at the end from a checkpoint without eval.
             eval_metrics = self._evaluate_and_write(step)
         if resume.any_worker(self.backend, float(self._count_non_finite()) > 0):
             raise NonFiniteWeightsError(f"weights are not finite at step {step}; not exported")
-        summary = {
-            "step": step,
-            "complete": True,
-            "preempted": False,
-            "train_loss": step_losses[-1] if step_losses else None,
-            "train_losses": step_losses,
-            "resumed_from_step": resumed_from,
-            "eval": eval_metrics,
-            "num_replicas": self.backend.num_replicas_in_sync,
-            "distribution": self.backend.name,
-            "config": json.loads(self.config.to_json()),
-        }
+        summary = reporting.run_summary(
+            self.config,
+            self.backend,
+            step,
+            step_losses,
+            resumed_from,
+            eval_metrics,
+            preempted=False,
+        )
         if self.backend.is_chief:
             reporting.export(self.model, self.workdir)
             reporting.write_summary(self.workdir, summary)

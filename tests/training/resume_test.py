@@ -204,7 +204,9 @@ def test_kill_9_then_sigterm_then_rerun_ends_like_an_uninterrupted_run(
         distribution in ("multiworker", "horovod") and process.returncode != 0
     ), output[-3000:]
     assert "stopped by SIGTERM at step" in output, output[-3000:]
-    assert not (workdir / "summary.json").exists()
+    stopped = runs.summary(workdir)
+    assert stopped["preempted"] is True
+    assert stopped["complete"] is False
 
     result = _finish(command)
     assert "resumed from" in result.stderr + result.stdout

@@ -255,8 +255,10 @@ def test_sigterm_saves_a_checkpoint_and_exits_143_so_that_job_controllers_retry(
     step = int(stopped.group(1))
     assert 0 < step < 100000
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{step}")
-    # summary.json is the record of a finished run only.
-    assert not (tmp_path / "summary.json").exists()
+    summary = runs.summary(tmp_path)
+    assert summary["preempted"] is True
+    assert summary["complete"] is False
+    assert summary["step"] == step
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
