@@ -151,6 +151,11 @@ class CheckpointStore:
     def restore(self, step: int) -> None:
         """Loads ckpt-`step` into the model and optimizer (every worker)."""
         path = self.prefix(step)
+        if not tf.io.gfile.exists(path + ".index"):
+            raise FileNotFoundError(
+                f"checkpoint {path}, chosen by the chief, is not visible to this worker: every "
+                "worker must see the same --workdir (one machine, or a shared volume)"
+            )
         try:
             self.checkpoint.read(path).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as error:
