@@ -8,6 +8,7 @@ local rank.
 from __future__ import annotations
 
 import tensorflow as tf
+from absl import logging
 
 from focal_dist.distribute.base import Backend, InputInfo
 
@@ -21,7 +22,12 @@ class HorovodBackend(Backend):
         hvd.init()
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
-            tf.config.set_visible_devices(gpus[hvd.local_rank() % len(gpus)], "GPU")
+            try:
+                tf.config.set_visible_devices(gpus[hvd.local_rank() % len(gpus)], "GPU")
+            except RuntimeError:
+                # TensorFlow already runs: the user's own loop (compute_global_loss(
+                # backend="horovod")) has placed its devices itself.
+                logging.info("horovod: devices already initialised; GPU pinning left as is")
         self._hvd = hvd
 
     @property
