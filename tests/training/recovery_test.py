@@ -91,6 +91,25 @@ def test_a_damaged_latest_checkpoint_is_named_and_the_run_continues_from_the_one
     )
 
 
+def test_under_multiworker_every_worker_restores_the_checkpoint_the_chief_chose(
+    tmp_path, thirty_steps_and_a_forty_step_reference
+):
+    _, reference = thirty_steps_and_a_forty_step_reference
+    workdir = tmp_path / "mw"
+    overrides = {**CONSTANT_RATE, "train.steps": 30}
+    runs.run(runs.train_command("multiworker", workdir, overrides))
+    _truncate_data(workdir / "checkpoints")
+    result = runs.run(runs.train_command("multiworker", workdir, {**overrides, "train.steps": 40}))
+    output = result.stdout + result.stderr
+    assert f"resumed from {workdir / 'checkpoints' / 'ckpt-20'} at step 20" in output
+    assert "ckpt-30 cannot be used" in output
+    # Both workers continued from ckpt-20: the single-device run, to all-reduce rounding.
+    for ours, theirs in zip(
+        runs.final_weights(workdir), runs.final_weights(reference), strict=True
+    ):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
 def test_when_no_checkpoint_loads_the_run_says_so_loudly_and_starts_over(
     tmp_path, thirty_steps_and_a_forty_step_reference
 ):

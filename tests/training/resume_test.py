@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing import plugin_event_accumulator
+from tensorboard.backend.event_processing import event_file_loader, plugin_event_accumulator
 
 from tests.training import runs
 from tests.training.tensorboard_server import scalar_steps
 
 pytestmark = pytest.mark.slow
 
-STEPS, LOOP, EVERY = 600, 5, 10
+STEPS, LOOP, EVERY = 600, 5, 100
 TINY = {
     "train.steps": STEPS,
     "train.global_batch_size": 64,
@@ -39,7 +39,8 @@ TINY = {
     "data.synthetic.positive_rate": 0.05,
     "model.hidden_units": "(16,)",
 }
-KILL_AFTER, TERM_AFTER = 100, 250
+# kill -9 once TensorBoard holds steps past ckpt-100 (events TensorBoard must drop).
+KILL_AFTER, ORPHANS_UNTIL, TERM_AFTER = 100, 115, 300
 
 
 def _csv(path: Path) -> Path:
@@ -111,6 +112,23 @@ def _wait_for_checkpoint(workdir: Path, step: int, process, timeout=300):
         assert process.poll() is None, f"the run ended before ckpt-{step}:\n{process.stdout.read()}"
         assert time.time() < deadline, f"ckpt-{step} never appeared"
         time.sleep(0.02)
+
+
+def _logged_steps(workdir: Path, tag="train/loss") -> list[int]:
+    """Steps of `tag` in the event files as written (no purge), file by file."""
+    steps = []
+    for path in sorted((workdir / "tensorboard").glob("events.out.tfevents.*")):
+        for event in event_file_loader.EventFileLoader(str(path)).Load():
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return steps
+
+
+def _wait_for_logged_step(workdir: Path, step: int, process, timeout=300):
+    deadline = time.time() + timeout
+    while max(_logged_steps(workdir), default=0) < step:
+        assert process.poll() is None, f"the run ended before logging step {step}"
+        assert time.time() < deadline, f"step {step} never reached the event file"
+        time.sleep(0.05)
 
 
 def _kill_tree(process, sig) -> list[int]:
@@ -189,6 +207,7 @@ def test_kill_9_then_sigterm_then_rerun_ends_like_an_uninterrupted_run(
 
     process = _start(command)
     _wait_for_checkpoint(workdir, KILL_AFTER, process)
+    _wait_for_logged_step(workdir, ORPHANS_UNTIL, process)
     pids = _kill_tree(process, signal.SIGKILL)
     process.wait()
     _wait_gone(pids)
@@ -222,6 +241,13 @@ def test_kill_9_then_sigterm_then_rerun_ends_like_an_uninterrupted_run(
     print(f"{distribution}/{source}: max |weight difference| {max(differences):.3g}")
     for a, b in zip(runs.final_weights(workdir), runs.final_weights(reference), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    logged = _logged_steps(workdir)
+    orphans = len(logged) - len(set(logged))
+    # The killed process had logged steps past its checkpoint, written again after resume.
+    assert orphans > 0, logged
+    print(
+        f"{distribution}/{source}: {len(logged)} train/loss events in the files, {orphans} orphans"
+    )
     counts = _assert_continuous_tensorboard(workdir)
     print(f"{distribution}/{source}: TensorBoard events per tag {counts}")
     if distribution == "default" and source == "synthetic":
