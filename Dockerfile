@@ -13,6 +13,9 @@ ARG BASE=debian:bookworm
 FROM ${BASE} AS runtime
 ARG TF_PACKAGE=tensorflow-cpu
 ARG HOROVOD_GPU_OPERATIONS=
+# Behind a TLS-intercepting proxy: mount its CA bundle for the build and name it here,
+# e.g. `-v /etc/ssl/certs/ca-certificates.crt:/etc/build-ca.crt:ro --build-arg PIP_CERT=/etc/build-ca.crt`.
+ARG PIP_CERT=
 ENV DEBIAN_FRONTEND=noninteractive \
     LANG=C.UTF-8 \
     PIP_NO_CACHE_DIR=1 \
@@ -44,7 +47,8 @@ WORKDIR /app
 COPY Makefile constraints.txt setup.cfg pyproject.toml ./
 COPY launch/check_setup.py launch/
 COPY focal_dist/__init__.py focal_dist/
-RUN touch README.md \
+RUN if [ -z "${PIP_CERT}" ]; then unset PIP_CERT; fi \
+    && touch README.md \
     && make setup TF_PACKAGE="${TF_PACKAGE}" HOROVOD_GPU_OPERATIONS="${HOROVOD_GPU_OPERATIONS}" \
     && rm -rf /root/.cache
 

@@ -66,6 +66,15 @@ def test_the_image_builds_and_trains_with_horovodrun_np_2(tmp_path):
         "--target", "smoke",
         "--build-arg", f"BASE={base}", "-t", "focal-dist:smoke", str(ROOT),
     ]  # fmt: skip
+    # pip inside the build trusts what pip here trusts (a proxy's CA, where there is one).
+    host_ca = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    if host_ca:
+        command[-1:-1] = [
+            "-v",
+            f"{host_ca}:/etc/build-ca.crt:ro",
+            "--build-arg",
+            "PIP_CERT=/etc/build-ca.crt",
+        ]
     start = time.monotonic()
     with log.open("w") as sink:
         result = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, check=False)

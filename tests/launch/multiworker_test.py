@@ -57,7 +57,8 @@ def _resume_to_the_end(workdir, checkpoint_step):
     assert code == 0, out[-4000:]
     result = summary(workdir)
     assert result["step"] == SMALL_RUN["train.steps"]
-    assert result["first_step"] == checkpoint_step + 1, out[-3000:]
+    assert result["resumed_from_step"] == checkpoint_step, out[-3000:]
+    assert f"ckpt-{checkpoint_step} at step {checkpoint_step}" in out
 
 
 @pytest.mark.slow
