@@ -34,33 +34,46 @@ EQUIVALENCE_CONFIG = {
 }
 
 
+CONV = "tests.training.conv_model:build"
+VARIANTS = {"mlp": {}, "mlp-l2": {"model.l2": 0.01}, "conv": {"model.name": CONV}}
+
+
+def _config(variant):
+    return {**EQUIVALENCE_CONFIG, **VARIANTS[variant]}
+
+
 @pytest.fixture(scope="module")
 def single_device(tmp_path_factory):
     results = {}
-    for l2 in (0.0, 0.01):
-        workdir = tmp_path_factory.mktemp(f"default_l2_{l2}")
-        runs.run(runs.train_command("default", workdir, {**EQUIVALENCE_CONFIG, "model.l2": l2}))
-        results[l2] = runs.summary(workdir), runs.final_weights(workdir), workdir
+    for variant in VARIANTS:
+        workdir = tmp_path_factory.mktemp(f"default_{variant}")
+        runs.run(runs.train_command("default", workdir, _config(variant)))
+        results[variant] = runs.summary(workdir), runs.final_weights(workdir), workdir
     return results
 
 
 @pytest.mark.parametrize(
-    ("distribution", "l2"),
+    ("distribution", "variant"),
     [
-        ("mirrored", 0.0),
-        ("multiworker", 0.0),
-        ("horovod", 0.0),
-        ("mirrored", 0.01),
-        ("horovod", 0.01),
+        ("mirrored", "mlp"),
+        ("multiworker", "mlp"),
+        ("horovod", "mlp"),
+        ("mirrored", "mlp-l2"),
+        ("horovod", "mlp-l2"),
+        ("mirrored", "conv"),
+        ("multiworker", "conv"),
+        ("horovod", "conv"),
     ],
-    ids=["mirrored", "multiworker", "horovod", "mirrored-l2", "horovod-l2"],
+    ids=lambda value: value,
 )
 def test_distributed_training_matches_single_device_with_a_short_last_batch(
-    distribution, l2, single_device, tmp_path
+    distribution, variant, single_device, tmp_path
 ):
     # With l2 > 0 the regularisation loss must be counted once, not once per replica.
-    reference_summary, reference_weights, _ = single_device[l2]
-    runs.run(runs.train_command(distribution, tmp_path, {**EQUIVALENCE_CONFIG, "model.l2": l2}))
+    # The conv model meets an empty replica batch: the last global batch of 34 gives the
+    # 4 mirrored replicas 16, 16, 2 and 0 examples.
+    reference_summary, reference_weights, _ = single_device[variant]
+    runs.run(runs.train_command(distribution, tmp_path, _config(variant)))
     summary = runs.summary(tmp_path)
     assert summary["num_replicas"] == {"mirrored": 4, "multiworker": 2, "horovod": 2}[distribution]
     assert len(summary["train_losses"]) == 20
@@ -70,11 +83,12 @@ def test_distributed_training_matches_single_device_with_a_short_last_batch(
     )
     for ours, reference in zip(runs.final_weights(tmp_path), reference_weights, strict=True):
         np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-7)
+    assert summary["eval"]["num_examples"] == reference_summary["eval"]["num_examples"] == 300
     # The training changed the model: the comparison is not between two initialisations.
     assert reference_summary["train_losses"][-1] < reference_summary["train_losses"][0]
-    if l2:
+    if variant == "mlp-l2":
         # Regularisation took part: without it these runs would end on the l2=0 weights.
-        unregularised = single_device[0.0][1]
+        unregularised = single_device["mlp"][1]
         assert _max_difference(runs.final_weights(tmp_path), unregularised) > 1e-3
 
 
@@ -87,7 +101,7 @@ def test_l2_reaches_the_model_as_regularisation_losses_that_change_training(sing
 
     models = {
         l2: keras.models.load_model(workdir / "export" / "model.keras", compile=False)
-        for l2, (_, _, workdir) in single_device.items()
+        for l2, (_, _, workdir) in ((0.0, single_device["mlp"]), (0.01, single_device["mlp-l2"]))
     }
     assert models[0.0].losses == []
     regularisation = models[0.01].losses
@@ -98,6 +112,6 @@ def test_l2_reaches_the_model_as_regularisation_losses_that_change_training(sing
         0.01 * sum(float(np.sum(k.astype(np.float64) ** 2)) for k in kernels),
         rtol=1e-5,
     )
-    losses = {l2: np.array(single_device[l2][0]["train_losses"]) for l2 in (0.0, 0.01)}
-    assert np.abs(losses[0.01] - losses[0.0]).max() > 1e-4
-    assert _max_difference(single_device[0.01][1], single_device[0.0][1]) > 1e-3
+    losses = {v: np.array(single_device[v][0]["train_losses"]) for v in ("mlp", "mlp-l2")}
+    assert np.abs(losses["mlp-l2"] - losses["mlp"]).max() > 1e-4
+    assert _max_difference(single_device["mlp-l2"][1], single_device["mlp"][1]) > 1e-3
