@@ -64,3 +64,9 @@ def test_own_model_example_distributed_ends_with_the_single_device_weights(
     ):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
     assert Path(tmp_path / "export" / "model.keras").exists()
+
+
+def test_readme_shows_the_own_model_example_verbatim():
+    readme = (runs.ROOT / "README.md").read_text()
+    code = Path(EXAMPLE).read_text()
+    assert f"```python\n# examples/own_model.py\n{code}```" in readme
