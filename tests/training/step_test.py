@@ -94,4 +94,3 @@ def test_conv_model_on_4_replicas_with_empty_replica_batches_matches_one_device(
     # Evaluation counts every example once, padding none: 53 examples.
     assert totals[-1] == NUM_EXAMPLES
     np.testing.assert_allclose(totals, reference_totals, rtol=1e-5, atol=1e-6)
-
