@@ -1,75 +1,102 @@
 """In-pipeline checks of file data: finite features, finite labels in the task's range.
 
-A check costs one vectorised test and one reduction per batch; only a failing batch
-pays for finding the first bad value and formatting the message, which names the
-file, the column (or feature key and index) and the row (or record), then stops the
-input pipeline with `tf.errors.InvalidArgumentError`.
+Per batch the checks cost one vectorised test per value, one reduction each and one
+branch; only a failing batch finds the first bad value and formats the message, which
+names the file, the column (or feature key and index), the row (or record) and the
+value, and stops the input pipeline with `tf.errors.InvalidArgumentError`.
+
+How, and why so: the failing branch parses the message as a number (StringToNumber
+raises an error that carries it), and the branch's result is added to the labels.
+A `tf.debugging.Assert` would make the branch stateful, and a stateful branch cost
+tf.data here about twice as much per batch; a stateless op is not run for a control
+dependency alone (Grappler prunes it), hence the data dependency on the labels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class Test:
+    """`ok` ([N, K] bool) over `values` ([N, K]), one column name per K, and what a
+    valid value is (`problem`, e.g. "binary labels must be 0 or 1")."""
+
+    ok: tf.Tensor
+    values: tf.Tensor
+    names: Sequence[str]
+    problem: str
 
 
 def _default_row_text(row: tf.Tensor) -> tf.Tensor:
     return tf.strings.join(["row ", tf.strings.as_string(row)])
 
 
-def check(ok, values, *, where, names, rows, problem: str, row_text=_default_row_text) -> tf.Tensor:
-    """An op that fails naming the first False of `ok` ([N, K]): where, column, row, value.
+def _as_text(value: tf.Tensor) -> tf.Tensor:
+    if value.dtype == tf.string:
+        return value
+    if value.dtype.is_integer:
+        return tf.strings.as_string(value)
+    return tf.strings.as_string(value, shortest=True)
 
-    `names` holds K column descriptions ("column f3"), `rows` N int64 row indices.
-    """
+
+def _message(test: Test, where, rows, row_text) -> tf.Tensor:
+    """ "<where>, <column>, <row>: <problem>, got <value>" for the first False of test.ok."""
+    bad = tf.reshape(tf.cast(tf.logical_not(test.ok), tf.int8), [-1])
+    first = tf.argmax(bad, output_type=tf.int64)  # the first maximum
+    width = tf.shape(test.ok, out_type=tf.int64)[1]
+    value = tf.gather(tf.reshape(test.values, [-1]), first)
+    return tf.strings.join(
+        [
+            where,
+            ", ",
+            tf.gather(tf.constant(list(test.names)), first % width),
+            ", ",
+            row_text(tf.gather(rows, first // width)),
+            ": ",
+            test.problem,
+            ", got ",
+            _as_text(value),
+        ]
+    )
+
+
+def guard(tests: Sequence[Test], *, where, rows, row_text=_default_row_text) -> tf.Tensor:
+    """A float 0, or an InvalidArgumentError naming the first failing test's first bad
+    value. Its result must be used (see `checked`), or it never runs."""
+    passed = [tf.reduce_all(test.ok) for test in tests]
 
     def fail():
-        bad = tf.where(tf.logical_not(ok))
-        first = bad[0]
-        value = tf.gather_nd(values, first)
-        if value.dtype == tf.string:
-            value_text = value
-        elif value.dtype.is_integer:
-            value_text = tf.strings.as_string(value)
-        else:
-            value_text = tf.strings.as_string(value, shortest=True)
-        message = tf.strings.join(
-            [
-                where,
-                ", ",
-                tf.gather(names, first[1]),
-                ", ",
-                row_text(tf.gather(rows, first[0])),
-                ": ",
-                problem,
-                ", got ",
-                value_text,
-                " (",
-                tf.strings.as_string(tf.shape(bad, out_type=tf.int64)[0]),
-                " bad value(s) in this batch of ",
-                tf.strings.as_string(tf.shape(ok, out_type=tf.int64)[0]),
-                " rows)",
-            ]
-        )
-        # No quotes in `message`: TF escapes them in assertion messages.
-        with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
-            return tf.constant(False)
+        message = tf.constant("")
+        for test, test_passed in reversed(list(zip(tests, passed, strict=True))):
+            message = tf.where(test_passed, message, _message(test, where, rows, row_text))
+        return tf.strings.to_number(tf.strings.join(["\n\nbad data: ", message, "\n"]))
 
-    return tf.cond(tf.reduce_all(ok), lambda: tf.constant(True), fail)
+    all_passed = passed[0]
+    for test_passed in passed[1:]:
+        all_passed = tf.logical_and(all_passed, test_passed)
+    return tf.cond(all_passed, lambda: tf.constant(0.0), fail)
 
 
 def label_problem(labels: tf.Tensor, label_mode: str | None, num_classes: int | None):
-    """([N, C] bool ok, description of a valid label) for a batch of labels."""
-    finite = tf.math.is_finite(labels) if labels.dtype.is_floating else tf.ones_like(labels, bool)
+    """([N, C] bool ok or None when every value is valid, what a valid label is).
+
+    Comparisons with NaN are False, so the range tests also refuse NaN (and inf).
+    """
     if label_mode in ("binary", "multi_label"):
-        ok = tf.logical_and(finite, tf.logical_or(tf.equal(labels, 0), tf.equal(labels, 1)))
+        ok = tf.logical_or(tf.equal(labels, 0), tf.equal(labels, 1))
         return ok, f"{label_mode} labels must be 0 or 1"
     if label_mode == "sparse":
-        whole = tf.equal(labels, tf.round(labels)) if labels.dtype.is_floating else finite
-        in_range = tf.logical_and(labels >= 0, labels < num_classes)
-        ok = tf.logical_and(tf.logical_and(finite, whole), in_range)
+        ok = tf.logical_and(labels >= 0, labels < num_classes)
+        if labels.dtype.is_floating:
+            ok = tf.logical_and(ok, tf.equal(labels, tf.round(labels)))
         return ok, f"class labels must be integers in [0, {num_classes})"
-    return finite, "labels must be finite"
+    if labels.dtype.is_floating:
+        return tf.math.is_finite(labels), "labels must be finite"
+    return None, ""
 
 
 def checked(
@@ -78,12 +105,13 @@ def checked(
     *,
     where,
     rows: tf.Tensor,
-    feature_names: Sequence[str] | tf.Tensor,
+    feature_names: Sequence[str],
     label_names: Sequence[str],
     label_mode: str | None = None,
     num_classes: int | None = None,
     row_text: Callable[[tf.Tensor], tf.Tensor] = _default_row_text,
     column_word: str = "column",
+    first: Sequence[Test] = (),
 ):
     """`(features, labels)` (or `labels` when `features` is None) after their checks.
 
@@ -98,34 +126,25 @@ def checked(
         [0, num_classes)), or None (labels only need to be finite).
       row_text: int64 row -> its description in messages ("row 5 (line 7)").
       column_word: what a name is ("column"; "feature" for TFRecord keys).
+      first: tests reported before these (e.g. CSV text that is not a number).
     """
     as_matrix = tf.reshape(labels, [tf.shape(labels)[0], -1])
     ok, problem = label_problem(as_matrix, label_mode, num_classes)
-    checks = [
-        check(
-            ok,
-            as_matrix,
-            where=where,
-            names=tf.constant([f"{column_word} {name}" for name in label_names]),
-            rows=rows,
-            row_text=row_text,
-            problem=problem,
-        )
-    ]
+    tests = list(first)
+    if ok is not None:
+        tests.append(Test(ok, as_matrix, [f"{column_word} {n}" for n in label_names], problem))
     if features is not None:
-        checks.append(
-            check(
+        tests.append(
+            Test(
                 tf.math.is_finite(features),
                 features,
-                where=where,
-                names=tf.constant([f"{column_word} {name}" for name in feature_names]),
-                rows=rows,
-                row_text=row_text,
-                problem="feature values must be finite (NaN and inf are refused)",
+                [f"{column_word} {n}" for n in feature_names],
+                "feature values must be finite (NaN and inf are refused)",
             )
         )
-    with tf.control_dependencies(checks):
-        labels = tf.identity(labels)
-        if features is None:
-            return labels
-        return tf.identity(features), labels
+    if not tests:
+        return labels if features is None else (features, labels)
+    result = guard(tests, where=where, rows=rows, row_text=row_text)
+    # The smallest tensor of the batch carries the checks (+ 0).
+    labels = labels + tf.cast(result, labels.dtype)
+    return labels if features is None else (features, labels)

@@ -111,18 +111,11 @@ def csv_dataset(
             count = tf.shape(text, out_type=tf.int64)[0]
             rows = offset + (batch_index * batch_size + tf.range(count, dtype=tf.int64)) * stride
             is_number = tf.strings.regex_full_match(text, _NUMBER)
-            names = tf.constant([f"column {header[i]}" for i in selected])
-            numeric = checks.check(
-                is_number,
-                text,
-                where=where,
-                names=names,
-                rows=rows,
-                row_text=_row_text,
-                problem="values must be numbers",
+            numeric = checks.Test(
+                is_number, text, [f"column {header[i]}" for i in selected], "values must be numbers"
             )
-            with tf.control_dependencies([numeric]):
-                numbers = tf.strings.to_number(text)
+            # Non-numbers read as 0 here, so that only `numeric` fails, naming them.
+            numbers = tf.strings.to_number(tf.where(is_number, text, "0"))
             label = tf.gather(numbers, label_pos, axis=1)
             label = label[:, 0] if len(label_pos) == 1 else label
             features = tf.gather(numbers, feature_pos, axis=1) if read_features else None
@@ -136,6 +129,7 @@ def csv_dataset(
                 label_mode=label_mode,
                 num_classes=num_classes,
                 row_text=_row_text,
+                first=[numeric],
             )
             return result[1] if labels_only and read_features else result
 
