@@ -200,7 +200,7 @@ class Trainer:
         unsaved: list[float] = []  # Losses of the steps after the last checkpoint.
         progress = reporting.Progress(self.summaries, self.backend, train, start_step=step)
         while step < train.steps:
-            num_steps = min(train.steps_per_loop, train.steps - step)
+            num_steps = _steps_in_next_call(step, train)
             loop_start = time.perf_counter()
             losses_now, norm = self.step.train_loop(iterator, tf.constant(num_steps))
             losses_now = [float(v) for v in losses_now.numpy()]
@@ -266,3 +266,13 @@ class Trainer:
             self.summaries, metrics, positives, negatives, step, log=self.backend.is_chief
         )
         return metrics
+
+
+def _steps_in_next_call(step: int, train) -> int:
+    """Steps of the next `tf.function` call: at most `steps_per_loop`, and ending on the
+    next checkpoint or evaluation step, so that those happen where the config says."""
+    boundaries = [train.steps, step + train.steps_per_loop]
+    for every in (train.checkpoint_every, train.eval_every):
+        if every:
+            boundaries.append((step // every + 1) * every)
+    return min(boundaries) - step
