@@ -1,5 +1,5 @@
 """Resume as clusters break runs: kill -9 of the whole process tree, then SIGTERM, then
-the same command again, under every distribution, for generated and CSV data.
+the same command again, under every distribution, for generated, CSV and Parquet data.
 
 The interrupted run must end with the weights and the per-step losses of an
 uninterrupted one (1e-6), TensorBoard must show each step once and in order with the
@@ -43,22 +43,29 @@ TINY = {
 KILL_AFTER, ORPHANS_UNTIL, TERM_AFTER = 100, 115, 300
 
 
-def _csv(path: Path) -> Path:
+def _write_data(source: str, directory: Path) -> None:
+    """1500 rows, 8 features, about 5% positives, as train.csv or train.parquet."""
     rng = np.random.default_rng(0)
-    features = rng.normal(size=(1500, 8)).round(4)
-    labels = (features[:, 0] + 0.5 * rng.normal(size=1500) > 1.6).astype(int)
-    rows = [",".join(["label", *(f"f{i}" for i in range(8))])]
-    rows += [",".join([str(y), *map(str, x)]) for x, y in zip(features, labels, strict=True)]
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    features = rng.normal(size=(1500, 8)).round(4).astype(np.float32)
+    labels = (features[:, 0] + 0.5 * rng.normal(size=1500) > 1.6).astype(np.int64)
+    if source == "csv":
+        rows = [",".join(["label", *(f"f{i}" for i in range(8))])]
+        rows += [",".join([str(y), *map(str, x)]) for x, y in zip(features, labels, strict=True)]
+        (directory / "train.csv").write_text("\n".join(rows) + "\n")
+    elif source == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {"label": labels, **{f"f{i}": features[:, i] for i in range(8)}}
+        pq.write_table(pa.table(columns), directory / "train.parquet", row_group_size=500)
 
 
 def _command(distribution, workdir, source, data_dir):
     overrides = dict(TINY)
     config = "configs/default.py"
-    if source == "csv":
-        config = "configs/csv.py"
-        overrides["data.path"] = str(data_dir / "train.csv")
+    if source != "synthetic":
+        config = f"configs/{source}.py"
+        overrides["data.path"] = str(data_dir / f"train.{source}")
     if distribution == "mirrored":
         return [
             *runs.train_command("default", workdir, overrides, config),
@@ -183,6 +190,7 @@ CASES = [
     ("horovod", "synthetic"),
     ("default", "csv"),
     ("multiworker", "csv"),
+    ("default", "parquet"),
 ]
 
 
@@ -190,8 +198,7 @@ CASES = [
 def test_kill_9_then_sigterm_then_rerun_ends_like_an_uninterrupted_run(
     tmp_path, distribution, source
 ):
-    if source == "csv":
-        _csv(tmp_path / "train.csv")
+    _write_data(source, tmp_path)
     reference = tmp_path / "uninterrupted"
     # The uninterrupted run goes alongside the interrupted one (wall time).
     uninterrupted = subprocess.Popen(
