@@ -198,8 +198,8 @@ class CheckpointStore:
         """(chief) Moves the checkpoints written after the divergence began to diverged/."""
         present = set(self.steps())
         records = self.records()
-        bad = [s for s in diverged_checkpoints(list(records.values()), losses_after_last)]
-        bad = [s for s in bad if s in present]
+        diverged = diverged_checkpoints(list(records.values()), losses_after_last)
+        bad = [s for s in diverged if s in present]
         if bad:
             self._move_aside(bad, "diverged")
             self._write_history([r for s, r in sorted(records.items()) if s < bad[0]])
