@@ -32,6 +32,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from focal_dist.distribute import Backend
+from focal_dist.distribute.strategy_backend import StrategyBackend
 from focal_dist.training import metrics as metrics_lib
 
 
@@ -43,7 +44,9 @@ class StepOptions:
       per_replica_batch_size: every replica batch is padded to this many rows, the
         padding masked out of the loss, the counts and the metrics (None: no padding).
       clip_global_norm: clip the summed gradient to this global norm; 0 turns it off.
-      jit_compile: compile the per-replica forward and backward pass with XLA.
+      jit_compile: compile with XLA: the whole update (forward, backward, clipping,
+        optimizer) on one replica without collectives, else the per-replica forward
+        and backward pass.
       mixed_precision: the optimizer is a LossScaleOptimizer; scale the loss.
     """
 
@@ -79,12 +82,27 @@ class TrainStep:
         self.probabilities_and_targets = probabilities_and_targets
         self.num_outputs = num_outputs
         self.options = options
-        # XLA compiles the model and loss as their own function; without it they are
-        # inlined in the step (a nested function call costs ~5% of a small step).
+        # What XLA compiles (docs/benchmarks.md, "XLA cluster boundaries"):
+        # - one replica, no collective in the step (a tf.distribute strategy with one
+        #   replica in sync): the whole update from the padded batch on, optimizer
+        #   included, as one cluster, as Keras's fit(jit_compile=True) does;
+        # - several replicas, or Horovod: only the forward and backward pass. Collectives
+        #   stay outside XLA, and MirroredStrategy's variable update (a merge_call that
+        #   writes every device's copy) cannot be compiled on one device.
+        # Without XLA the model and loss are inlined in the step (a nested function call
+        # costs ~5% of a small step).
+        self.whole_step_compiled = options.jit_compile and _single_replica_without_collective(
+            backend
+        )
         self._forward_backward = (
             tf.function(self._local_forward_backward, jit_compile=True)
-            if options.jit_compile
+            if options.jit_compile and not self.whole_step_compiled
             else self._local_forward_backward
+        )
+        self._update = (
+            tf.function(self._local_update, jit_compile=True)
+            if self.whole_step_compiled
+            else self._local_update
         )
         self.train_loop = tf.function(self._train_loop)
         self.eval_step = tf.function(self._eval_step)
@@ -137,7 +155,10 @@ class TrainStep:
 
     # --- one replica's part of a global step -----------------------------------------
     def _replica_step(self, batch):
-        features, labels, valid = self._padded(batch)
+        # Padding stays outside XLA: the compiled update then sees one static shape.
+        return self._update(*self._padded(batch))
+
+    def _local_update(self, features, labels, valid):
         local_count = tf.reduce_sum(valid)
         local_mean, gradients, regularization_gradients = self._forward_backward(
             features, labels, valid
@@ -201,6 +222,12 @@ class TrainStep:
     def eval_vector_size(self) -> int:
         """Length of the vector `eval_step` returns."""
         return 2 * self.num_outputs * metrics_lib.NUM_BUCKETS + 2
+
+
+def _single_replica_without_collective(backend: Backend) -> bool:
+    """True for a tf.distribute strategy with one replica in sync: its all-reduces are
+    the identity (no collective op is built), so the whole step can be one XLA cluster."""
+    return isinstance(backend, StrategyBackend) and backend.num_replicas_in_sync == 1
 
 
 def _masked(per_example, valid):
