@@ -1,17 +1,29 @@
-"""Examples/s of focal_dist's training loop against Keras 3 `model.fit`.
+"""Examples/s of focal_dist's training loop against Keras 3 `model.fit`, like for like.
 
 Same model (the default MLP), same data (the default synthetic set, in memory), same
-global batch and loss (Keras's BinaryFocalCrossentropy settings: gamma 2, alpha 0.25,
-no class weights), Adam; under the default strategy and under MirroredStrategy over 2
-logical CPU devices. Ours runs with steps_per_loop=1 (like fit's steps_per_execution=1)
-and with steps_per_loop=50 + XLA. Prints examples/s and ratios ours / model.fit.
+global batch, loss (Keras's BinaryFocalCrossentropy settings: gamma 2, alpha 0.25, no
+class weights) and optimizer (Adam), under the default strategy and under
+MirroredStrategy over 2 logical CPU devices. Four cells per strategy pair:
 
-    .venv/bin/python bench/train_throughput.py [--steps=300] [--global_batch_size=256]
+    fit, steps_per_execution=1            vs  ours, steps_per_loop=1
+    fit, steps_per_execution=K + jit      vs  ours, steps_per_loop=K + XLA
+
+`fit` gets jit_compile=True wherever it can compile (not under MirroredStrategy: XLA
+refuses a variable on another device). Every loop is built and warmed up once; the
+timed chunks then alternate fit, ours, fit, ours (--repeats times) and each cell keeps
+its median, so the machine's load drifts over both sides alike.
+
+With --inputs=same (first table rows) both loops read the same cached batches, so the
+ratio is the loops' alone; with --inputs=task ours reads the task's own input pipeline,
+as `python -m focal_dist.train` does.
+
+    .venv/bin/python bench/train_throughput.py [--steps=600] [--repeats=3] [--k=50]
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -28,7 +40,7 @@ tf.config.set_logical_device_configuration(
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from configs import default as default_config  # noqa: E402
 from focal_dist.distribute import get_backend  # noqa: E402
@@ -36,99 +48,162 @@ from focal_dist.training.task import ClassificationTask  # noqa: E402
 from focal_dist.training.trainer import Trainer  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("steps", 300, "Timed steps per measurement.")
+flags.DEFINE_integer("steps", 600, "Timed steps per chunk (a multiple of --k).")
+flags.DEFINE_integer("repeats", 3, "Alternating chunks per cell; the median is kept.")
+flags.DEFINE_integer("k", 50, "steps_per_execution of fit and steps_per_loop of ours.")
 flags.DEFINE_integer("global_batch_size", 256, "Global batch size.")
 flags.DEFINE_integer("num_train", 16384, "Synthetic training examples (cached in memory).")
+flags.DEFINE_list("hidden_units", ["64", "32"], "MLP widths.")
+flags.DEFINE_list("strategies", ["default", "mirrored"], "default and/or mirrored (x2).")
+flags.DEFINE_list(
+    "inputs",
+    ["same", "task"],
+    "same: both loops read the same cached global batches; task: ours reads the task's "
+    "own pipeline (per-example cache, shuffle, batch, split per replica), fit the cache.",
+)
 
 
-def _config(steps_per_loop: int, jit: bool):
+def config_for(steps_per_loop: int, jit: bool):
     config = default_config.get_config()
     config.train.global_batch_size = FLAGS.global_batch_size
     config.train.steps_per_loop = steps_per_loop
     config.train.jit_compile = jit
     config.data.synthetic.num_train = FLAGS.num_train
     config.data.shuffle_buffer = 0
+    config.model.hidden_units = tuple(int(u) for u in FLAGS.hidden_units)
     config.loss.class_weights = "none"
+    config.optimizer.decay = "constant"
+    config.optimizer.warmup_steps = 0
     config.train.steps = 10**6
     return config
 
 
-def ours(backend, steps_per_loop: int, jit: bool) -> float:
-    config = _config(steps_per_loop, jit)
+def ours(backend, steps_per_loop: int, jit: bool, cached):
+    """A function timing FLAGS.steps steps of our loop as the controller calls it.
+
+    `cached`: the in-memory (x, y) that fit reads, batched per replica and cached, or
+    None for the task's own pipeline (per-example cache, shuffle, global batch, split).
+    """
+    config = config_for(steps_per_loop, jit)
     task = ClassificationTask(config)
     trainer = Trainer(config, task, backend, tempfile.mkdtemp())
-    trainer._build_functions()
-    iterator = iter(
-        backend.distribute_dataset(
-            lambda info: task.train_dataset(info), config.train.global_batch_size
-        )
+    if cached is None:
+        dataset_fn = task.train_dataset
+    else:
+        # Consecutive per-replica batches make the same global batches fit reads.
+        def dataset_fn(info):
+            return batches(*cached, info.per_replica_batch_size)
+
+    iterator = iter(backend.distribute_dataset(dataset_fn, config.train.global_batch_size))
+    num_steps = tf.constant(steps_per_loop)
+
+    def run(steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(steps // steps_per_loop):
+            # As the controller does: the per-step losses come back to the host per call.
+            trainer.step.train_loop(iterator, num_steps)[0].numpy()
+        return steps * FLAGS.global_batch_size / (time.perf_counter() - start)
+
+    run(max(FLAGS.num_train // FLAGS.global_batch_size + 10, 2 * steps_per_loop))  # warm up
+    return run
+
+
+def in_memory_examples():
+    """The task's training examples as NumPy (x, y), whole global batches only."""
+    task = ClassificationTask(config_for(1, False))
+    info = get_backend("default").input_info(FLAGS.global_batch_size)
+    taken = list(task.train_dataset(info).take(FLAGS.num_train // FLAGS.global_batch_size))
+    return (
+        np.concatenate([b[0].numpy() for b in taken]),
+        np.concatenate([b[1].numpy() for b in taken]),
     )
-    epoch_steps = FLAGS.num_train // FLAGS.global_batch_size + 1
-    warmup = max(steps_per_loop, epoch_steps + 10)  # fills the cache, traces, compiles
-    done = 0
-    while done < warmup:
-        trainer.step.train_loop(iterator, tf.constant(steps_per_loop))[0].numpy()
-        done += steps_per_loop
-    loops = max(FLAGS.steps // steps_per_loop, 1)
-    start = time.perf_counter()
-    for _ in range(loops):
-        trainer.step.train_loop(iterator, tf.constant(steps_per_loop))[0].numpy()
-    return loops * steps_per_loop * FLAGS.global_batch_size / (time.perf_counter() - start)
 
 
-def keras_fit(strategy) -> float:
-    config = _config(1, False)
-    task = ClassificationTask(config)
-    features, labels = [], []
-    for x, y in task.train_dataset(get_backend("default").input_info(FLAGS.global_batch_size)).take(
-        FLAGS.num_train // FLAGS.global_batch_size
-    ):
-        features.append(x.numpy())
-        labels.append(y.numpy())
-    x, y = np.concatenate(features), np.concatenate(labels)
-    dataset = (
+def batches(x, y, batch_size: int) -> tf.data.Dataset:
+    return (
         tf.data.Dataset.from_tensor_slices((x, y))
-        .batch(FLAGS.global_batch_size, drop_remainder=True)
+        .batch(batch_size, drop_remainder=True)
         .cache()
         .repeat()
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+class _Timer(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = time.perf_counter() - self.start
+
+
+def keras_fit(strategy, steps_per_execution: int, jit: bool, examples):
+    """A function timing FLAGS.steps steps of model.fit (one epoch of that many steps)."""
+    config = config_for(1, False)
+    task = ClassificationTask(config)
+    dataset = batches(*examples, FLAGS.global_batch_size)
     with strategy.scope():
         model = task.build_model()
         model.compile(
             optimizer=keras.optimizers.Adam(config.optimizer.learning_rate),
             loss=keras.losses.BinaryFocalCrossentropy(gamma=2.0, alpha=0.25, from_logits=True),
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit,
         )
-    model.fit(dataset, steps_per_epoch=50, epochs=1, verbose=0)  # trace, warm up
 
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+    def run(steps: int) -> float:
+        timer = _Timer()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
+        return steps * FLAGS.global_batch_size / timer.seconds
 
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds = time.perf_counter() - self.start
+    run(2 * steps_per_execution)  # trace, compile, warm up
+    return run
 
-    timer = Timer()
-    model.fit(dataset, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0, callbacks=[timer])
-    return FLAGS.steps * FLAGS.global_batch_size / timer.seconds
+
+def alternate(fit_run, ours_run) -> tuple[float, float]:
+    fits, ourss = [], []
+    for _ in range(FLAGS.repeats):
+        fits.append(fit_run(FLAGS.steps))
+        ourss.append(ours_run(FLAGS.steps))
+    return statistics.median(fits), statistics.median(ourss)
 
 
 def main(argv):
     del argv
-    logging.info("TensorFlow %s, Keras %s", tf.__version__, keras.__version__)
-    rows = []
-    for name, backend_options in (("default", {}), ("mirrored x2", {"num_cpu_devices": 2})):
-        backend = get_backend("mirrored" if backend_options else "default", **backend_options)
-        fit = keras_fit(backend.strategy)
-        plain = ours(backend, 1, False)
-        fused = ours(backend, 50, True)
-        rows.append((name, fit, plain, fused))
-        print(
-            f"{name:<12} model.fit {fit:>9.0f} ex/s | ours {plain:>9.0f} ex/s "
-            f"({plain / fit:.2f}x) | ours steps_per_loop=50+XLA {fused:>9.0f} ex/s "
-            f"({fused / fit:.2f}x)",
-            flush=True,
-        )
+    k = FLAGS.k
+    if FLAGS.steps % k:
+        raise ValueError(f"--steps={FLAGS.steps} must be a multiple of --k={k}")
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}; batch "
+        f"{FLAGS.global_batch_size}, MLP {FLAGS.hidden_units}, {FLAGS.steps} steps x "
+        f"{FLAGS.repeats} alternating chunks; load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    print(
+        f"| strategy | fit, spe=1 | ours, spl=1 | ratio | fit, spe={k} (+jit where fit can) "
+        f"| ours, spl={k} + XLA | ratio |\n| --- | --- | --- | --- | --- | --- | --- |",
+        flush=True,
+    )
+    examples = in_memory_examples()
+    for name in FLAGS.strategies:
+        backend = get_backend(name, **({"num_cpu_devices": 2} if name == "mirrored" else {}))
+        fit_jit = name == "default"
+        for input_name in FLAGS.inputs:
+            cached = examples if input_name == "same" else None
+            fit1, ours1 = alternate(
+                keras_fit(backend.strategy, 1, False, examples), ours(backend, 1, False, cached)
+            )
+            fitk, oursk = alternate(
+                keras_fit(backend.strategy, k, fit_jit, examples), ours(backend, k, True, cached)
+            )
+            label = "default" if name == "default" else "Mirrored, 2 logical CPUs"
+            print(
+                f"| {label}, input {input_name} | {fit1:,.0f} | {ours1:,.0f} | "
+                f"{ours1 / fit1:.2f}x | {fitk:,.0f}{' (jit)' if fit_jit else ''} | "
+                f"{oursk:,.0f} | {oursk / fitk:.2f}x |",
+                flush=True,
+            )
+    print(f"load average after: {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -94,3 +94,37 @@ def test_conv_model_on_4_replicas_with_empty_replica_batches_matches_one_device(
     # Evaluation counts every example once, padding none: 53 examples.
     assert totals[-1] == NUM_EXAMPLES
     np.testing.assert_allclose(totals, reference_totals, rtol=1e-5, atol=1e-6)
+
+
+def test_one_replica_xla_compiles_the_whole_update_and_matches_graph_mode(single_device):
+    # One replica, no collective: the forward, backward, clipping and optimizer update
+    # are one XLA cluster; the short batch of 5 is padded outside it (steps 4 and 8).
+    backend = get_backend("default")
+    with backend.scope():
+        model = _conv_model()
+        optimizer = keras.optimizers.SGD(0.5)
+    step = TrainStep(
+        model=model,
+        optimizer=optimizer,
+        backend=backend,
+        per_example_loss=_per_example_loss,
+        probabilities_and_targets=lambda labels, logits: (tf.sigmoid(logits), labels),
+        num_outputs=1,
+        options=StepOptions(per_replica_batch_size=GLOBAL_BATCH, jit_compile=True),
+    )
+    assert step.whole_step_compiled
+    assert not TrainStep(
+        model=model,
+        optimizer=optimizer,
+        backend=get_backend("mirrored", num_cpu_devices=4),
+        per_example_loss=_per_example_loss,
+        probabilities_and_targets=lambda labels, logits: (tf.sigmoid(logits), labels),
+        num_outputs=1,
+        options=StepOptions(per_replica_batch_size=GLOBAL_BATCH // 4, jit_compile=True),
+    ).whole_step_compiled
+    step_losses, weights, totals = _train(backend, steps=8, jit_compile=True)
+    reference_losses, reference_weights, reference_totals = single_device
+    np.testing.assert_allclose(step_losses, reference_losses, rtol=1e-5)
+    for ours, reference in zip(weights, reference_weights, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(totals, reference_totals, rtol=1e-5, atol=1e-6)
