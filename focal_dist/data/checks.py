@@ -37,7 +37,7 @@ def _default_row_text(row: tf.Tensor) -> tf.Tensor:
 
 def _as_text(value: tf.Tensor) -> tf.Tensor:
     if value.dtype == tf.string:
-        return value
+        return tf.where(tf.equal(value, ""), "an empty field", value)
     if value.dtype.is_integer:
         return tf.strings.as_string(value)
     return tf.strings.as_string(value, shortest=True)

@@ -89,6 +89,16 @@ def test_csv_text_nan_in_any_case_is_refused(tmp_path):
         read_all("csv", path)
 
 
+def test_an_empty_csv_field_is_named_as_such(tmp_path):
+    features, labels = _table()
+    path = write_csv(tmp_path / "e.csv", features, labels, text={(12, "f3"): ""})
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"column f3, row 12 \(line 14\): values must be numbers, got an empty field",
+    ):
+        read_all("csv", path)
+
+
 def test_parquet_non_finite_feature_names_file_column_and_row(tmp_path):
     good, labels = _table()
     bad, _ = _table(bad_row=41, bad_column="f3", bad_value=np.inf)
