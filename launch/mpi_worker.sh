@@ -10,11 +10,13 @@
 # launcher's restart resumes from that checkpoint (docs/operations.md, "Preemption").
 set -euo pipefail
 
+# FOCAL_DIST_SSHD and FOCAL_DIST_TRAINER_PATTERN exist for tests.
 trainer_pattern="${FOCAL_DIST_TRAINER_PATTERN:-focal_dist.train}"
 grace="${FOCAL_DIST_STOP_SECONDS:-50}"
+read -r -a sshd <<<"${FOCAL_DIST_SSHD:-/usr/sbin/sshd -De}"
 
 mkdir -p /run/sshd
-/usr/sbin/sshd -De &
+"${sshd[@]}" &
 sshd_pid=$!
 
 on_term() {
