@@ -191,12 +191,18 @@ class ClassificationTask(Task):
 
     # --- class weights ----------------------------------------------------------------
     def prepare(self, backend: Backend) -> None:
-        """Counts the training labels over all workers and sets the loss's class weights."""
+        """Counts the training labels over all workers and sets the loss's class weights.
+
+        Tabular files are read once here even without class weights: the same pass
+        checks every feature and label value, so bad data stops the run before any
+        checkpoint is written.
+        """
         scheme = self.config.loss.class_weights
-        if scheme == "none":
+        tabular_files = self._synthetic is None and self._images is None
+        if scheme == "none" and not tabular_files:
             return
         scheme = "balanced" if scheme == "auto" else scheme
-        if scheme not in class_weights_lib.SCHEMES:
+        if scheme != "none" and scheme not in class_weights_lib.SCHEMES:
             raise ValueError(
                 f"loss.class_weights must be none, auto or one of "
                 f"{', '.join(class_weights_lib.SCHEMES)}; got {self.config.loss.class_weights!r}"
@@ -208,6 +214,9 @@ class ClassificationTask(Task):
             backend=backend,
             label_fn=lambda labels: labels,
         )
+        if scheme == "none":
+            logging.info("label histogram %s (no class weights)", self.histogram.counts.tolist())
+            return
         self.class_weight = class_weights_lib.class_weights(
             self.histogram, scheme, beta=self.config.loss.beta, min_count=1
         )
@@ -223,7 +232,11 @@ class ClassificationTask(Task):
         histogram = self.histogram
         if histogram is None:
             return None
-        weights = np.asarray(self.class_weight)
+        if self.class_weight is None:  # loss.class_weights = none: every weight is 1.
+            shape = (2, self.num_outputs) if self.label_mode != "sparse" else (self.num_outputs,)
+            weights = np.ones(shape)
+        else:
+            weights = np.asarray(self.class_weight)
         if histogram.label_mode in ("binary", "multi_label"):
             header = ["output", "positives", "negatives", "w_neg", "w_pos"]
             rows = [
