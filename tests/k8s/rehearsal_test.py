@@ -89,7 +89,7 @@ def test_mpijob_launcher_command_is_preempted_by_a_worker_and_resumes(tmp_path):
         "K_MPI_JOB_ROLE": "launcher",
     }
     # mpirun waits this long before it kills ranks that already stopped: keep it short here.
-    launcher_env["OMPI_MCA_odls_base_sigkill_timeout"] = "10"
+    launcher_env["OMPI_MCA_odls_base_sigkill_timeout"] = "5"
     workdir = runs / "horovod"
 
     def start():

@@ -43,26 +43,7 @@ def _resume_to_the_end(workdir, checkpoint_step):
 
 
 @pytest.mark.slow
-def test_kill_9_of_one_rank_ends_the_run_naming_the_rank_and_a_rerun_resumes(tmp_path):
-    workdir = tmp_path / "hvd"
-    process = _start(workdir)
-    wait_for(lambda: checkpoint_steps(workdir), 180, "a first checkpoint", process)
-    (rank_1,) = [pid for pid, e in trainers(process.pid).items() if e.get("HOROVOD_RANK") == "1"]
-    os.kill(rank_1, signal.SIGKILL)
-    killed_at = time.monotonic()
-    code, out = _finish(process, 60)
-    assert time.monotonic() - killed_at < 30, "the run took too long to end"
-    assert code not in (0, 143), out[-3000:]
-    assert "launch/horovod.sh: rank 1 exited with status 137 (killed by SIGKILL)" in out
-    assert "rerunning resumes from the last checkpoint" in out
-    # The command it ran, printed first.
-    assert out.startswith(f"+ {ROOT}/.venv/bin/horovodrun -np 2 -H localhost:2 --gloo ")
-    assert not trainers(os.getpid()), "a rank outlived the launcher"
-    _resume_to_the_end(workdir, checkpoint_steps(workdir)[-1])
-
-
-@pytest.mark.slow
-def test_sigterm_checkpoints_exits_143_and_a_rerun_resumes(tmp_path):
+def test_sigterm_then_kill_9_of_a_rank_and_each_rerun_resumes(tmp_path):
     workdir = tmp_path / "hvd"
     process = _start(workdir)
     wait_for(lambda: checkpoint_steps(workdir), 180, "a first checkpoint", process)
@@ -70,10 +51,25 @@ def test_sigterm_checkpoints_exits_143_and_a_rerun_resumes(tmp_path):
     code, out = _finish(process, 120)
     assert code == 143, out[-4000:]
     assert "launch/horovod.sh: stopped with a checkpoint" in out
+    # The command it ran, printed first.
+    assert out.startswith(f"+ {ROOT}/.venv/bin/horovodrun -np 2 -H localhost:2 --gloo ")
     saved = checkpoint_steps(workdir)[-1]
     assert saved < SMALL_RUN["train.steps"]
     assert summary(workdir)["preempted"] is True
-    _resume_to_the_end(workdir, saved)
+
+    process = _start(workdir)
+    wait_for(lambda: checkpoint_steps(workdir)[-1] > saved, 180, "a new checkpoint", process)
+    (rank_1,) = [pid for pid, e in trainers(process.pid).items() if e.get("HOROVOD_RANK") == "1"]
+    os.kill(rank_1, signal.SIGKILL)
+    killed_at = time.monotonic()
+    code, out = _finish(process, 60)
+    assert time.monotonic() - killed_at < 30, "the run took too long to end"
+    assert f"ckpt-{saved} at step {saved}" in out
+    assert code not in (0, 143), out[-3000:]
+    assert "launch/horovod.sh: rank 1 exited with status 137 (killed by SIGKILL)" in out
+    assert "rerunning resumes from the last checkpoint" in out
+    assert not trainers(os.getpid()), "a rank outlived the launcher"
+    _resume_to_the_end(workdir, checkpoint_steps(workdir)[-1])
 
 
 @pytest.mark.parametrize(

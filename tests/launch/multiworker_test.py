@@ -62,35 +62,32 @@ def _resume_to_the_end(workdir, checkpoint_step):
 
 
 @pytest.mark.slow
-def test_kill_9_of_one_worker_ends_the_run_naming_it_and_a_rerun_resumes(tmp_path):
+def test_sigterm_then_kill_9_of_a_worker_and_each_rerun_resumes(tmp_path):
     workdir = tmp_path / "mw"
-    process = _start(workdir, "--kill_seconds=10")
-    wait_for(lambda: checkpoint_steps(workdir), 180, "a first checkpoint", process)
-    os.kill(_worker_pid(process, 1), signal.SIGKILL)
-    killed_at = time.monotonic()
-    code, out = _finish(process, 60)
-    assert time.monotonic() - killed_at < 30, "the launcher took too long to stop"
-    assert code == 128 + signal.SIGKILL, out[-3000:]
-    assert "multiworker: worker 1 (pid" in out
-    assert "killed by SIGKILL; stopping the other workers" in out
-    assert not trainers(os.getpid()), "a worker outlived its launcher"
-    _resume_to_the_end(workdir, checkpoint_steps(workdir)[-1])
-
-
-@pytest.mark.slow
-def test_sigterm_to_the_launcher_checkpoints_exits_143_and_a_rerun_resumes(tmp_path):
-    workdir = tmp_path / "mw"
+    # SIGTERM to the launcher: passed on, a checkpoint, 143 (only a finished run exits 0).
     process = _start(workdir)
     wait_for(lambda: checkpoint_steps(workdir), 180, "a first checkpoint", process)
     process.send_signal(signal.SIGTERM)
     code, out = _finish(process, 150)
     assert "SIGTERM: passing it on to the workers" in out
-    # 143: preempted after saving (only a finished run exits 0).
     assert code == 143, out[-4000:]
     saved = checkpoint_steps(workdir)[-1]
     assert saved < SMALL_RUN["train.steps"]
     assert summary(workdir)["preempted"] is True
-    _resume_to_the_end(workdir, saved)
+
+    # The rerun resumes; kill -9 of worker 1 ends it quickly, naming the worker.
+    process = _start(workdir, "--kill_seconds=10")
+    wait_for(lambda: checkpoint_steps(workdir)[-1] > saved, 180, "a new checkpoint", process)
+    os.kill(_worker_pid(process, 1), signal.SIGKILL)
+    killed_at = time.monotonic()
+    code, out = _finish(process, 60)
+    assert time.monotonic() - killed_at < 30, "the launcher took too long to stop"
+    assert f"ckpt-{saved} at step {saved}" in out
+    assert code == 128 + signal.SIGKILL, out[-3000:]
+    assert "multiworker: worker 1 (pid" in out
+    assert "killed by SIGKILL; stopping the other workers" in out
+    assert not trainers(os.getpid()), "a worker outlived its launcher"
+    _resume_to_the_end(workdir, checkpoint_steps(workdir)[-1])
 
 
 def test_bad_arguments_are_refused_before_anything_starts():
