@@ -65,6 +65,26 @@ class CheckpointStore:
         self.writer = writer
         self.scratch_directory = scratch_directory
 
+    @classmethod
+    def for_backend(cls, checkpoint, workdir: str, backend, *, keep: int) -> CheckpointStore:
+        """The store of `<workdir>/checkpoints` as `backend`'s worker uses it."""
+        # Saving is collective under MultiWorkerMirrored: other workers write to a
+        # scratch folder of their own, emptied after each save.
+        scratch = os.path.join(workdir, f".worker_{backend.worker_index}")
+        return cls(
+            checkpoint,
+            os.path.join(workdir, "checkpoints"),
+            keep=keep,
+            writer=backend.is_chief,
+            scratch_directory=(
+                scratch if backend.checkpoint_on_every_worker and not backend.is_chief else None
+            ),
+        )
+
+    def remove_scratch(self) -> None:
+        if self.scratch_directory:
+            shutil.rmtree(self.scratch_directory, ignore_errors=True)
+
     # --- reading ----------------------------------------------------------------------
     def prefix(self, step: int) -> str:
         return os.path.join(self.directory, f"ckpt-{step}")

@@ -13,6 +13,8 @@ import json
 import math
 import statistics
 
+import tensorflow as tf
+
 # A checkpoint is suspect once the loss measured with its weights exceeds this many
 # times the run's typical loss (see `diverged_checkpoints`). Large, because one batch of
 # imbalanced data can cost 20 times the median; a divergence grows far beyond that.
@@ -68,3 +70,14 @@ def diverged_checkpoints(
         if not math.isfinite(first) or first > factor * typical:
             return [r.step for r in records[i:]]
     return []
+
+
+def non_finite_counter(variables):
+    """A `tf.function` returning how many values of the floating `variables` are NaN or
+    inf: one reduction over all of them, run before each checkpoint and the export."""
+    floating = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+    return tf.function(
+        lambda: tf.add_n(
+            [tf.reduce_sum(tf.cast(~tf.math.is_finite(v.value), tf.float32)) for v in floating]
+        )
+    )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import signal
 import time
 
@@ -31,8 +30,8 @@ import tensorflow as tf
 from absl import logging
 
 from focal_dist.distribute import Backend
+from focal_dist.training import divergence, reporting, resume
 from focal_dist.training import metrics as metrics_lib
-from focal_dist.training import reporting, resume
 from focal_dist.training.checkpoints import CheckpointStore
 from focal_dist.training.model import build_optimizer
 from focal_dist.training.step import StepOptions, TrainStep
@@ -88,31 +87,16 @@ class Trainer:
                 mixed_precision=train.mixed_precision,
             ),
         )
-        # Saving is collective under MultiWorkerMirrored: other workers write to a
-        # scratch folder of their own, emptied after each save.
-        self._scratch = os.path.join(workdir, f".worker_{backend.worker_index}")
-        self.checkpoints = CheckpointStore(
+        self.checkpoints = CheckpointStore.for_backend(
             tf.train.Checkpoint(model=self.model, optimizer=self.optimizer),
-            os.path.join(workdir, "checkpoints"),
+            workdir,
+            backend,
             keep=train.keep_checkpoints,
-            writer=backend.is_chief,
-            scratch_directory=(
-                self._scratch
-                if backend.checkpoint_on_every_worker and not backend.is_chief
-                else None
-            ),
         )
         self.summaries = SummaryWriter(os.path.join(workdir, "tensorboard"), backend.is_chief)
-        floating = [
-            v
-            for v in [*self.model.variables, *self.optimizer.variables]
-            if tf.as_dtype(v.dtype).is_floating
-        ]
         # One reduction over every variable: cheap next to a checkpoint or an export.
-        self._count_non_finite = tf.function(
-            lambda: tf.add_n(
-                [tf.reduce_sum(tf.cast(~tf.math.is_finite(v.value), tf.float32)) for v in floating]
-            )
+        self._count_non_finite = divergence.non_finite_counter(
+            [*self.model.variables, *self.optimizer.variables]
         )
 
     def _input_info(self, info, skip_global_batches: int = 0):
@@ -254,7 +238,7 @@ class Trainer:
             reporting.export(self.model, self.workdir)
             reporting.write_summary(self.workdir, summary)
         else:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            self.checkpoints.remove_scratch()
         return summary
 
     def _evaluate_and_write(self, step: int) -> dict:
