@@ -48,6 +48,7 @@ def main(argv):
     options = {"num_cpu_devices": FLAGS.num_cpu_devices} if FLAGS.distribution == "mirrored" else {}
     backend = get_backend(FLAGS.distribution, **options)
 
+    from focal_dist.data.files import DataError
     from focal_dist.training.api import run
     from focal_dist.training.config_check import validate_config
     from focal_dist.training.task import ClassificationTask
@@ -55,7 +56,14 @@ def main(argv):
     config = FLAGS.config
     # Before anything is written: a bad value must not leave a half-made work dir.
     validate_config(config, num_replicas=backend.num_replicas_in_sync)
-    summary = run(ClassificationTask(config), config=config, backend=backend, workdir=FLAGS.workdir)
+    try:
+        summary = run(
+            ClassificationTask(config), config=config, backend=backend, workdir=FLAGS.workdir
+        )
+    except DataError as error:
+        logging.error("%s", error)
+        sys.stdout.flush()
+        return 1
     if summary["preempted"]:
         if backend.is_chief:
             logging.warning(

@@ -11,9 +11,11 @@ are those of `python -m focal_dist.train`; both go through `run`.
 from __future__ import annotations
 
 import os
+import re
 
 from absl import logging
 
+from focal_dist.data.files import DataError
 from focal_dist.distribute import Backend, get_backend
 
 
@@ -41,6 +43,9 @@ def train_task(
     Returns:
       The summary dict written to summary.json (`preempted` True when SIGTERM stopped
       the run after saving a checkpoint: call again to resume).
+
+    Raises:
+      focal_dist.data.files.DataError: a bad value in the data (file, column, row).
     """
     backend = (
         distribution
@@ -75,4 +80,12 @@ def run(task, *, config, backend: Backend, workdir: str) -> dict:
             backend.num_workers,
             config,
         )
-    return Trainer(config, task, backend, workdir).train()
+    try:
+        return Trainer(config, task, backend, workdir).train()
+    except tf.errors.InvalidArgumentError as error:
+        # The data checks fail inside tf.data with their message between TF's own
+        # lines; say only what is wrong with which file, column and row.
+        found = re.search(r"bad data: [^\n]*", error.message)
+        if found is None:
+            raise
+        raise DataError(found.group(0)) from None
