@@ -63,6 +63,7 @@ class Trainer:
         if train.steps_per_loop < 1:
             raise ValueError(f"train.steps_per_loop must be >= 1, got {train.steps_per_loop}")
         self._stop_requested = False
+        self._has_eval_set = None
         if train.mixed_precision:
             keras.mixed_precision.set_dtype_policy("mixed_float16")
         with backend.scope():
@@ -106,12 +107,10 @@ class Trainer:
 
     def evaluate(self) -> tuple[dict, np.ndarray, np.ndarray] | None:
         """Exact metrics over the task's eval set; None when the task has none."""
-        if (
-            self.task.eval_dataset(
-                self._input_info(self.backend.input_info(self.config.train.global_batch_size))
-            )
-            is None
-        ):
+        if self._has_eval_set is None:  # Asked once: building a file dataset reads files.
+            info = self.backend.input_info(self.config.train.global_batch_size)
+            self._has_eval_set = self.task.eval_dataset(self._input_info(info)) is not None
+        if not self._has_eval_set:
             return None
         dataset = self.backend.distribute_dataset(
             lambda info: self.task.eval_dataset(self._input_info(info)),
