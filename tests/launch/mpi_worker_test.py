@@ -18,6 +18,7 @@ def stop(*_):
     open(sys.argv[1], "w").write("got SIGTERM")
     sys.exit(143)
 signal.signal(signal.SIGTERM, stop)
+open(sys.argv[1] + ".ready", "w").close()
 time.sleep(120)
 """
 
@@ -31,6 +32,9 @@ def test_sigterm_reaches_the_trainer_and_the_worker_exits_143(tmp_path):
     marker = f"focal-dist-test-{uuid.uuid4().hex}"
     received = tmp_path / "received"
     trainer = subprocess.Popen([sys.executable, "-c", TRAINER, str(received), marker])
+    # A SIGTERM that arrives before the stand-in has installed its handler kills it with
+    # -15 (a loaded CI machine showed this); the real trainer installs it at start too.
+    wait_for(lambda: (tmp_path / "received.ready").exists(), 30, "the trainer's handler")
     worker = subprocess.Popen(
         [str(ROOT / "launch" / "mpi_worker.sh")],
         env=env(
