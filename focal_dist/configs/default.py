@@ -24,6 +24,8 @@ def get_config() -> config_dict.ConfigDict:
     config.data.label_column = "label"  # TFRecord feature key; comma list for multi-label
     config.data.feature_column = "features"  # TFRecord only; CSV/Parquet: every other column
     config.data.num_features = 32
+    # Files: examples held in the shuffle buffer (0: no shuffle). The synthetic set is
+    # in memory: any value > 0 permutes it fully each epoch, the same on every worker.
     config.data.shuffle_buffer = 16384
     # Images (image_tfrecord, image_folder): decoded to [image_size, image_size, channels]
     # floats in [0, 1]. image_tfrecord keys are TF Model Garden's / TF-slim's.

@@ -136,12 +136,19 @@ class ImageSource:
         )
 
     def train_batches(
-        self, info: InputInfo, *, shuffle_buffer: int, seed: int, skip_global_batches: int = 0
+        self,
+        info: InputInfo,
+        *,
+        shuffle_buffer: int,
+        seed: int,
+        skip_global_batches: int = 0,
+        finish=None,
     ) -> tf.data.Dataset:
         """Endless per-replica batches of (augmented image, label) from this pipeline's shard.
 
         `skip_global_batches` skips the encoded examples of the global steps already
-        taken (this pipeline's share), without decoding them.
+        taken (this pipeline's share), without decoding them. `finish` maps each batch
+        before the prefetch.
         """
         encoded = self.reader.examples(info)
         if shuffle_buffer:
@@ -157,7 +164,10 @@ class ImageSource:
             return self._decode(reference, example_seed), label
 
         images = encoded.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return images.batch(info.per_replica_batch_size).prefetch(tf.data.AUTOTUNE)
+        batches = images.batch(info.per_replica_batch_size)
+        if finish is not None:
+            batches = batches.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return batches.prefetch(tf.data.AUTOTUNE)
 
     def eval_examples(self, info: InputInfo) -> tf.data.Dataset:
         """Unbatched (image, label) of `info`'s shard, resized without augmentation."""

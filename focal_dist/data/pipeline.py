@@ -7,6 +7,9 @@ Two ways to split a global batch between input pipelines:
   under every distribution, a short last batch included. The synthetic data (generated,
   not read) and evaluation (each example once, the same number of steps on every
   worker) use it.
+* `split_in_memory` (exact, the same order as a full shuffle would give): the same split
+  for a data set held in memory as one batch (the synthetic data); each step is one
+  gather of a replica's rows, with no per-example work, so it costs the loop nothing.
 * `shard_then_batch`: each pipeline reads its own files or records (data/sources.py)
   and batches them; for training from files, where reading everything everywhere would
   cost N times the I/O.
@@ -32,6 +35,7 @@ def split_global_batches(
     seed: int = 0,
     repeat: bool = True,
     skip_global_batches: int = 0,
+    finish=None,
 ) -> tf.data.Dataset:
     """Per-replica batches of the global batches of an unbatched `examples` stream.
 
@@ -40,7 +44,8 @@ def split_global_batches(
     keeps the slice [p * B_p, (p + 1) * B_p) of every global batch (B_p its replicas'
     share) and hands its local replicas consecutive pieces; a slice past the end of a
     short batch is an empty batch, so every replica takes part in every step.
-    `skip_global_batches` resumes a run exactly where a checkpoint left it.
+    `skip_global_batches` resumes a run exactly where a checkpoint left it. `finish`
+    maps each batch before the prefetch (on tf.data's threads, not the training loop's).
     """
     dataset = examples
     if shuffle_buffer:
@@ -61,7 +66,75 @@ def split_global_batches(
                 lambda r: _slice(_unpack(batch), start + r * per_replica, per_replica)
             )
         )
+    return _finish(dataset, finish)
+
+
+def _finish(dataset: tf.data.Dataset, finish) -> tf.data.Dataset:
+    if finish is not None:
+        dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def split_in_memory(
+    whole: tf.data.Dataset,
+    num_examples: int,
+    info: InputInfo,
+    *,
+    global_batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    repeat: bool = True,
+    skip_global_batches: int = 0,
+    finish=None,
+) -> tf.data.Dataset:
+    """Per-replica batches of a data set held in memory as one element.
+
+    `whole` yields the whole data set, n = `num_examples` rows, as one batch (cache it).
+    Epoch e visits the rows in the order π_e: the identity, or with `shuffle` a
+    permutation drawn from (seed, e) alone, so every worker and every run sees the same
+    order. Global batch b of an epoch is π_e[b·G : min((b+1)·G, n)] (G the global batch
+    size; the last may be short), and replica r of pipeline p takes its slice
+    [(p·R + r)·B, (p·R + r + 1)·B) of it, clipped to the batch (empty past its end), as
+    `split_global_batches` does. `skip_global_batches` starts the stream that many global
+    batches in, exactly, without visiting the skipped ones.
+    """
+    per_replica = info.per_replica_batch_size
+    replicas = info.replicas_per_pipeline
+    batches_per_epoch = -(-num_examples // global_batch_size)
+    first_epoch, skip_in_epoch = divmod(skip_global_batches, batches_per_epoch)
+    # Offsets, within a global batch, of this pipeline's replicas' slices.
+    offsets = tf.constant(
+        [(info.pipeline_id * replicas + r) * per_replica for r in range(replicas)], tf.int64
+    )
+    n = tf.constant(num_examples, tf.int64)
+    G = tf.constant(global_batch_size, tf.int64)
+
+    def epoch_batches(epoch, rows):
+        order = tf.range(n)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([seed, epoch]))
+        starts = tf.range(batches_per_epoch, dtype=tf.int64) * G
+        # One element per (global batch, local replica), in that order.
+        begin = tf.reshape(starts[:, None] + offsets[None, :], [-1])
+        end = tf.reshape(tf.repeat(tf.minimum(starts + G, n), replicas), [-1])
+
+        def take(lo, batch_end):
+            lo = tf.minimum(lo, batch_end)
+            hi = tf.minimum(lo + per_replica, batch_end)
+            ids = order[lo:hi]
+            return tf.nest.map_structure(lambda t: tf.gather(t, ids), rows)
+
+        return tf.data.Dataset.from_tensor_slices((begin, end)).map(take)
+
+    epochs = tf.data.Dataset.range(first_epoch, first_epoch + 1)
+    if repeat:
+        epochs = tf.data.Dataset.range(first_epoch, 2**62)
+    data = whole.repeat() if repeat else whole.take(1)
+    dataset = tf.data.Dataset.zip(epochs, data).flat_map(
+        lambda epoch, *rows: epoch_batches(epoch, _unpack(rows))
+    )
+    dataset = dataset.skip(skip_in_epoch * replicas)
+    return _finish(dataset, finish)
 
 
 def _unpack(batch):
@@ -69,9 +142,16 @@ def _unpack(batch):
 
 
 def shard_then_batch(
-    dataset: tf.data.Dataset, info: InputInfo, *, shuffle_buffer: int = 0, seed: int = 0
+    dataset: tf.data.Dataset,
+    info: InputInfo,
+    *,
+    shuffle_buffer: int = 0,
+    seed: int = 0,
+    skip_batches: int = 0,
+    finish=None,
 ) -> tf.data.Dataset:
     """Repeats, shuffles and batches an already sharded, unbatched dataset per replica."""
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed + info.pipeline_id)
-    return dataset.repeat().batch(info.per_replica_batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.repeat().batch(info.per_replica_batch_size)
+    return _finish(dataset.skip(skip_batches), finish)

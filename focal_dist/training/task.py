@@ -123,41 +123,54 @@ class ClassificationTask(Task):
         config = self.config
         skip_global_batches = info.skip_global_batches
         if self._synthetic is not None:
-            examples = synthetic_dataset(self._synthetic, config.data.synthetic.num_train).cache()
-            return pipeline.split_global_batches(
-                examples,
+            # Held in memory (as `cache()` held it before): each step gathers its rows.
+            num_train = config.data.synthetic.num_train
+            return pipeline.split_in_memory(
+                self._synthetic_whole(num_train).cache(),
+                num_train,
                 info,
                 global_batch_size=info.global_batch_size,
-                shuffle_buffer=config.data.shuffle_buffer,
+                shuffle=config.data.shuffle_buffer > 0,
                 seed=info.seed,
                 skip_global_batches=skip_global_batches,
-            ).map(self._labels_for_task)
+                finish=self._labels_for_task,
+            )
         if self._images is not None:
             return self._images.train_batches(
                 info,
                 shuffle_buffer=config.data.shuffle_buffer,
                 seed=info.seed,
                 skip_global_batches=skip_global_batches,
-            ).map(self._labels_for_task)
+                finish=self._labels_for_task,
+            )
         # Files: each pipeline reads its own files or records (no N-fold I/O); resuming
         # skips this pipeline's share of the batches already seen.
-        examples = self._file_examples(config.data.path, info)
-        batches = pipeline.shard_then_batch(
-            examples, info, shuffle_buffer=config.data.shuffle_buffer, seed=info.seed
+        return pipeline.shard_then_batch(
+            self._file_examples(config.data.path, info),
+            info,
+            shuffle_buffer=config.data.shuffle_buffer,
+            seed=info.seed,
+            skip_batches=skip_global_batches * info.replicas_per_pipeline,
+            finish=self._labels_for_task,
         )
-        return batches.skip(skip_global_batches * info.replicas_per_pipeline).map(
-            self._labels_for_task
-        )
+
+    def _synthetic_whole(self, num_examples: int, offset: int = 0) -> tf.data.Dataset:
+        """The synthetic examples offset .. offset + num_examples - 1 as one batch."""
+        return synthetic_dataset(self._synthetic, num_examples, offset=offset).batch(num_examples)
 
     def eval_dataset(self, info: InputInfo) -> tf.data.Dataset:
         config = self.config
         if self._synthetic is not None:
-            examples = synthetic_dataset(
-                self._synthetic,
-                config.data.synthetic.num_eval,
-                offset=config.data.synthetic.num_train,
+            num_eval = config.data.synthetic.num_eval
+            return pipeline.split_in_memory(
+                self._synthetic_whole(num_eval, offset=config.data.synthetic.num_train),
+                num_eval,
+                info,
+                global_batch_size=info.global_batch_size,
+                repeat=False,
+                finish=self._labels_for_task,
             )
-        elif self._images is not None:
+        if self._images is not None:
             examples = self._eval_images.eval_examples(InputInfo(0, 1, info.per_replica_batch_size))
         else:
             path = config.data.eval_path or config.data.path
@@ -165,8 +178,12 @@ class ClassificationTask(Task):
             # batch: each example counted once, the same number of steps everywhere.
             examples = self._file_examples(path, InputInfo(0, 1, info.per_replica_batch_size))
         return pipeline.split_global_batches(
-            examples, info, global_batch_size=info.global_batch_size, repeat=False
-        ).map(self._labels_for_task)
+            examples,
+            info,
+            global_batch_size=info.global_batch_size,
+            repeat=False,
+            finish=self._labels_for_task,
+        )
 
     def histogram_dataset(self, info: InputInfo) -> tf.data.Dataset:
         """The training labels, this pipeline's share, for the class-weight histogram."""
