@@ -40,8 +40,20 @@ def test_multilabel_config_reports_per_class_metrics(tmp_path):
 
 
 def test_multiclass_config_trains_with_sparse_focal_loss(tmp_path):
-    summary = _train(tmp_path, "configs/multiclass.py", {"loss.class_weights": "inverse_sqrt"})
-    assert summary["train_losses"][-1] < summary["train_losses"][0]
+    summary = _train(
+        tmp_path,
+        "configs/multiclass.py",
+        # Without warm-up, at a rate that learns in 30 steps. One batch's loss is too
+        # noisy to compare; the eval loss over 1,024 examples is not.
+        {
+            "loss.class_weights": "inverse_sqrt",
+            "optimizer.warmup_steps": 0,
+            "optimizer.learning_rate": 0.03,
+        },
+    )
+    first_losses = summary["train_losses"][:10]
+    assert summary["eval"]["loss"] < 0.95 * sum(first_losses) / len(first_losses)
+    assert summary["eval"]["roc_auc"] > 0.6  # macro over the 6 classes; chance is 0.5
     assert "pr_auc/class_5" in summary["eval"]
 
 
