@@ -81,9 +81,9 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: setup lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=20 $(PYTEST_ARGS)
 
-# The container build (about 15 min: TensorFlow download, Horovod compile, a 2-process
+# The container build (about an hour on 2 cores: TensorFlow download, Horovod compile, a 2-process
 # smoke run inside the build). Not part of `make test`.
 test-slow: setup container-deps
 	$(BIN)/python -m pytest -q tests/launch/image_build.py $(PYTEST_ARGS)
