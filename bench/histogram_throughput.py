@@ -11,6 +11,8 @@ and prints histogram / plain read and histogram / numpy. The files are written o
 `--data_dir` and reused.
 
     .venv/bin/python bench/histogram_throughput.py [--num_labels=10000000]
+    .venv/bin/python bench/histogram_throughput.py --num_labels=100000000 \
+        --sources=parquet --repeats=1
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ flags.DEFINE_integer("num_labels", 10_000_000, "Examples in each file.")
 flags.DEFINE_string("data_dir", "/tmp/focal_dist_bench", "Where the files are written.")
 flags.DEFINE_integer("batch_size", 8192, "Labels per batch.")
 flags.DEFINE_integer("repeats", 3, "Timed passes per method (the best is kept).")
+flags.DEFINE_list("sources", ["tfrecord", "parquet"], "File formats to write and read.")
 
 NUM_CLASSES = 7
 CLASS_RATES = [0.5, 0.2, 0.15, 0.1, 0.04, 0.009, 0.001]
@@ -76,6 +79,8 @@ def _files(labels):
     os.makedirs(FLAGS.data_dir, exist_ok=True)
     paths = {}
     for source, writer in (("tfrecord", _write_tfrecord), ("parquet", _write_parquet)):
+        if source not in FLAGS.sources:
+            continue
         path = os.path.join(FLAGS.data_dir, f"labels-{FLAGS.num_labels}.{source}")
         if not os.path.exists(path):
             logging.info("writing %s", path)

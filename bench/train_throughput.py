@@ -14,10 +14,17 @@ timed chunks then alternate fit, ours, fit, ours (--repeats times) and each cell
 its median, so the machine's load drifts over both sides alike.
 
 With --inputs=same (first table rows) both loops read the same cached batches, so the
-ratio is the loops' alone; with --inputs=task ours reads the task's own input pipeline,
-as `python -m focal_dist.train` does.
+ratio is the loops' alone; with --inputs=task ours reads the task's own input pipeline
+(shuffled, as `python -m focal_dist.train` does), fit the cached unshuffled batches.
+
+--data=images trains a convolutional model (--model=cnn, efficientnet_b0 or resnet50,
+Keras Applications with weights=None) on image TFRecords (bench/image_files.py) with
+binary labels: the decoded, augmented images are cached once and both loops read them
+(--inputs=same; the image pipeline alone is bench/image_pipeline.py).
 
     .venv/bin/python bench/train_throughput.py [--steps=600] [--repeats=3] [--k=50]
+    .venv/bin/python bench/train_throughput.py --data=images --model=cnn \
+        --global_batch_size=64 --steps=40 --k=10 --inputs=same
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
 
 import tensorflow as tf
 
@@ -38,11 +46,13 @@ tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
 
+import image_files  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from configs import default as default_config  # noqa: E402
+from focal_dist.configs import default as default_config  # noqa: E402
+from focal_dist.configs import images as images_config  # noqa: E402
 from focal_dist.distribute import get_backend  # noqa: E402
 from focal_dist.training.task import ClassificationTask  # noqa: E402
 from focal_dist.training.trainer import Trainer  # noqa: E402
@@ -54,23 +64,40 @@ flags.DEFINE_integer("k", 50, "steps_per_execution of fit and steps_per_loop of 
 flags.DEFINE_integer("global_batch_size", 256, "Global batch size.")
 flags.DEFINE_integer("num_train", 16384, "Synthetic training examples (cached in memory).")
 flags.DEFINE_list("hidden_units", ["64", "32"], "MLP widths.")
+flags.DEFINE_bool(
+    "xla", True, "K column: XLA for both (convolutions on CPU are faster without it)."
+)
+flags.DEFINE_enum("data", "synthetic", ["synthetic", "images"], "The default set or images.")
+flags.DEFINE_string("model", "mlp", "config.model.name (cnn etc. with --data=images).")
+flags.DEFINE_integer("image_size", 32, "--data=images: side of the resized images.")
+flags.DEFINE_integer("num_images", 2048, "--data=images: images written and cached.")
+flags.DEFINE_string("data_dir", "/tmp/focal_dist_bench", "--data=images: where they are.")
 flags.DEFINE_list("strategies", ["default", "mirrored"], "default and/or mirrored (x2).")
 flags.DEFINE_list(
     "inputs",
     ["same", "task"],
     "same: both loops read the same cached global batches; task: ours reads the task's "
-    "own pipeline (per-example cache, shuffle, batch, split per replica), fit the cache.",
+    "own pipeline (in memory, shuffled, split per replica), fit the cache.",
 )
 
 
 def config_for(steps_per_loop: int, jit: bool):
-    config = default_config.get_config()
+    if FLAGS.data == "images":
+        config = images_config.get_config()
+        config.task.name = "binary"
+        config.task.num_classes = 1
+        config.data.source = "image_tfrecord"
+        config.data.path = image_files.write(FLAGS.data_dir, FLAGS.num_images)
+        config.data.image_size = FLAGS.image_size
+        config.loss.alpha = 0.25
+    else:
+        config = default_config.get_config()
+        config.data.synthetic.num_train = FLAGS.num_train
+        config.model.hidden_units = tuple(int(u) for u in FLAGS.hidden_units)
+    config.model.name = FLAGS.model
     config.train.global_batch_size = FLAGS.global_batch_size
     config.train.steps_per_loop = steps_per_loop
     config.train.jit_compile = jit
-    config.data.synthetic.num_train = FLAGS.num_train
-    config.data.shuffle_buffer = 0
-    config.model.hidden_units = tuple(int(u) for u in FLAGS.hidden_units)
     config.loss.class_weights = "none"
     config.optimizer.decay = "constant"
     config.optimizer.warmup_steps = 0
@@ -82,7 +109,7 @@ def ours(backend, steps_per_loop: int, jit: bool, cached):
     """A function timing FLAGS.steps steps of our loop as the controller calls it.
 
     `cached`: the in-memory (x, y) that fit reads, batched per replica and cached, or
-    None for the task's own pipeline (per-example cache, shuffle, global batch, split).
+    None for the task's own pipeline.
     """
     config = config_for(steps_per_loop, jit)
     task = ClassificationTask(config)
@@ -104,15 +131,19 @@ def ours(backend, steps_per_loop: int, jit: bool, cached):
             trainer.step.train_loop(iterator, num_steps)[0].numpy()
         return steps * FLAGS.global_batch_size / (time.perf_counter() - start)
 
-    run(max(FLAGS.num_train // FLAGS.global_batch_size + 10, 2 * steps_per_loop))  # warm up
+    run(max(num_examples() // FLAGS.global_batch_size + 10, 2 * steps_per_loop))  # warm up
     return run
+
+
+def num_examples() -> int:
+    return FLAGS.num_images if FLAGS.data == "images" else FLAGS.num_train
 
 
 def in_memory_examples():
     """The task's training examples as NumPy (x, y), whole global batches only."""
     task = ClassificationTask(config_for(1, False))
     info = get_backend("default").input_info(FLAGS.global_batch_size)
-    taken = list(task.train_dataset(info).take(FLAGS.num_train // FLAGS.global_batch_size))
+    taken = list(task.train_dataset(info).take(num_examples() // FLAGS.global_batch_size))
     return (
         np.concatenate([b[0].numpy() for b in taken]),
         np.concatenate([b[1].numpy() for b in taken]),
@@ -160,6 +191,12 @@ def keras_fit(strategy, steps_per_execution: int, jit: bool, examples):
     return run
 
 
+def model_name() -> str:
+    if FLAGS.data == "images":
+        return f"{FLAGS.model} on {FLAGS.image_size}x{FLAGS.image_size} images"
+    return f"MLP {FLAGS.hidden_units}"
+
+
 def alternate(fit_run, ours_run) -> tuple[float, float]:
     fits, ourss = [], []
     for _ in range(FLAGS.repeats):
@@ -175,26 +212,29 @@ def main(argv):
         raise ValueError(f"--steps={FLAGS.steps} must be a multiple of --k={k}")
     print(
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}; batch "
-        f"{FLAGS.global_batch_size}, MLP {FLAGS.hidden_units}, {FLAGS.steps} steps x "
+        f"{FLAGS.global_batch_size}, {model_name()}, {FLAGS.steps} steps x "
         f"{FLAGS.repeats} alternating chunks; load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     print(
-        f"| strategy | fit, spe=1 | ours, spl=1 | ratio | fit, spe={k} (+jit where fit can) "
-        f"| ours, spl={k} + XLA | ratio |\n| --- | --- | --- | --- | --- | --- | --- |",
+        f"| strategy | fit, spe=1 | ours, spl=1 | ratio | fit, spe={k}"
+        f"{' (+jit where fit can)' if FLAGS.xla else ''} "
+        f"| ours, spl={k}{' + XLA' if FLAGS.xla else ''} | ratio |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |",
         flush=True,
     )
     examples = in_memory_examples()
     for name in FLAGS.strategies:
         backend = get_backend(name, **({"num_cpu_devices": 2} if name == "mirrored" else {}))
-        fit_jit = name == "default"
+        fit_jit = FLAGS.xla and name == "default"
         for input_name in FLAGS.inputs:
             cached = examples if input_name == "same" else None
             fit1, ours1 = alternate(
                 keras_fit(backend.strategy, 1, False, examples), ours(backend, 1, False, cached)
             )
             fitk, oursk = alternate(
-                keras_fit(backend.strategy, k, fit_jit, examples), ours(backend, k, True, cached)
+                keras_fit(backend.strategy, k, fit_jit, examples),
+                ours(backend, k, FLAGS.xla, cached),
             )
             label = "default" if name == "default" else "Mirrored, 2 logical CPUs"
             print(
