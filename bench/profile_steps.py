@@ -37,7 +37,7 @@ _IGNORED = ("ThreadpoolListener",)
 def _self_times(line, metadata) -> collections.Counter:
     """Self time (ps) per event name on one thread: nested events are subtracted."""
     totals = collections.Counter()
-    stack = []  # [end_ps, name, children_ps]
+    stack = []  # [end_ps, name, children_ps, duration_ps]
     events = sorted(line.events, key=lambda e: (e.offset_ps, -e.duration_ps))
 
     def close(entry, duration):

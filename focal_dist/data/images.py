@@ -21,6 +21,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from focal_dist.data import pipeline
 from focal_dist.data.files import DataError
 from focal_dist.data.image_folder import ImageFolder
 from focal_dist.data.image_tfrecord import ImageTFRecord
@@ -164,10 +165,7 @@ class ImageSource:
             return self._decode(reference, example_seed), label
 
         images = encoded.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        batches = images.batch(info.per_replica_batch_size)
-        if finish is not None:
-            batches = batches.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return batches.prefetch(tf.data.AUTOTUNE)
+        return pipeline.finish_batches(images.batch(info.per_replica_batch_size), finish)
 
     def eval_examples(self, info: InputInfo) -> tf.data.Dataset:
         """Unbatched (image, label) of `info`'s shard, resized without augmentation."""

@@ -66,10 +66,11 @@ def split_global_batches(
                 lambda r: _slice(_unpack(batch), start + r * per_replica, per_replica)
             )
         )
-    return _finish(dataset, finish)
+    return finish_batches(dataset, finish)
 
 
-def _finish(dataset: tf.data.Dataset, finish) -> tf.data.Dataset:
+def finish_batches(dataset: tf.data.Dataset, finish=None) -> tf.data.Dataset:
+    """Maps `finish` over the batches on tf.data's threads, then prefetches."""
     if finish is not None:
         dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -134,7 +135,7 @@ def split_in_memory(
         lambda epoch, *rows: epoch_batches(epoch, _unpack(rows))
     )
     dataset = dataset.skip(skip_in_epoch * replicas)
-    return _finish(dataset, finish)
+    return finish_batches(dataset, finish)
 
 
 def _unpack(batch):
@@ -154,4 +155,4 @@ def shard_then_batch(
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed + info.pipeline_id)
     dataset = dataset.repeat().batch(info.per_replica_batch_size)
-    return _finish(dataset.skip(skip_batches), finish)
+    return finish_batches(dataset.skip(skip_batches), finish)
