@@ -92,9 +92,16 @@ class ImageFolder:
             )
         return paths, self.labels[info.pipeline_id :: info.num_pipelines]
 
-    def examples(self, info: InputInfo) -> tf.data.Dataset:
+    def records(self, info: InputInfo) -> tf.data.Dataset:
         """This pipeline's `(path, label)` pairs, unbatched; `load` reads the bytes."""
         return tf.data.Dataset.from_tensor_slices(self._shard(info))
+
+    @staticmethod
+    def parse(record: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(path, label)`: a listing's record is already split."""
+        return record
+
+    examples = records
 
     def labels_dataset(self, info: InputInfo, batch_size: int) -> tf.data.Dataset:
         """This pipeline's labels in batches, from the listing alone."""

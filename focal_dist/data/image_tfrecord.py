@@ -64,6 +64,7 @@ class ImageTFRecord:
             else tf.io.FixedLenFeature([], tf.int64)
         )
         self._label_spec = {label_key: label_feature}
+        self._example_spec = {image_key: tf.io.FixedLenFeature([], tf.string), **self._label_spec}
 
     def _records(self, info: InputInfo, *, parallel_reads: bool = True) -> tf.data.Dataset:
         own_files, shard_records = shard_files(self.files, info)
@@ -91,18 +92,21 @@ class ImageTFRecord:
         # Rows with no label get no one_hot row: summing by row id leaves them zero.
         return tf.minimum(tf.math.unsorted_segment_sum(hot, row_ids, rows), 1)
 
+    def records(self, info: InputInfo) -> tf.data.Dataset:
+        """This pipeline's serialized records, unbatched; `parse` splits one."""
+        return self._records(info)
+
+    def parse(self, record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(encoded image, label)` of one serialized record."""
+        parsed = tf.io.parse_single_example(record, self._example_spec)
+        label = parsed[self.label_key]
+        if self.multi_label:
+            label = self._multi_hot(label.values, tf.zeros_like(label.values), 1)[0]
+        return parsed[self.image_key], label
+
     def examples(self, info: InputInfo) -> tf.data.Dataset:
         """This pipeline's `(encoded image, label)` pairs, unbatched."""
-        spec = {self.image_key: tf.io.FixedLenFeature([], tf.string), **self._label_spec}
-
-        def parse(record):
-            parsed = tf.io.parse_single_example(record, spec)
-            label = parsed[self.label_key]
-            if self.multi_label:
-                label = self._multi_hot(label.values, tf.zeros_like(label.values), 1)[0]
-            return parsed[self.image_key], label
-
-        return self._records(info).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        return self.records(info).map(self.parse, num_parallel_calls=tf.data.AUTOTUNE)
 
     def labels_dataset(self, info: InputInfo, batch_size: int) -> tf.data.Dataset:
         """This pipeline's labels in batches; only the label key is parsed."""
