@@ -73,7 +73,9 @@ def decode(encoded, options: ImageOptions, *, seed=None, describe=()) -> tf.Tens
 
     Bytes in no known image format fail with a message naming `describe`'s items.
     """
-    known = tf.reduce_any([tf.strings.substr(encoded, 0, len(s)) == s for s in _SIGNATURES])
+    # One substr of four lengths and one comparison: per-image ops cost ~2 µs each here.
+    prefixes = tf.strings.substr(encoded, [0] * len(_SIGNATURES), [len(s) for s in _SIGNATURES])
+    known = tf.reduce_any(prefixes == tf.constant(_SIGNATURES))
     check = tf.debugging.Assert(known, [*describe, ": not a JPEG, PNG, GIF or BMP image"])
     with tf.control_dependencies([check]):
         image = tf.io.decode_image(
