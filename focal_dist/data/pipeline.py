@@ -8,8 +8,9 @@ Two ways to split a global batch between input pipelines:
   not read) and evaluation (each example once, the same number of steps on every
   worker) use it.
 * `split_in_memory` (exact, the same order as a full shuffle would give): the same split
-  for a data set held in memory as one batch (the synthetic data); each step is one
-  gather of a replica's rows, with no per-example work, so it costs the loop nothing.
+  for a data set held in memory as one batch (the synthetic data); one gather per epoch
+  puts the rows in order and each step is a slice of it, with no tf.data function run
+  per step, so it costs the loop almost nothing.
 * `shard_then_batch`: each pipeline reads its own files or records (data/sources.py)
   and batches them; for training from files, where reading everything everywhere would
   cost N times the I/O.
@@ -97,45 +98,57 @@ def split_in_memory(
     size; the last may be short), and replica r of pipeline p takes its slice
     [(p·R + r)·B, (p·R + r + 1)·B) of it, clipped to the batch (empty past its end), as
     `split_global_batches` does. `skip_global_batches` starts the stream that many global
-    batches in, exactly, without visiting the skipped ones.
+    batches in, exactly, without visiting the skipped ones. `finish` must map rows one by
+    one (casts, reshapes of the label): it is applied to the whole set once per epoch.
     """
     per_replica = info.per_replica_batch_size
     replicas = info.replicas_per_pipeline
     batches_per_epoch = -(-num_examples // global_batch_size)
+    full_batches, short = divmod(num_examples, global_batch_size)
     first_epoch, skip_in_epoch = divmod(skip_global_batches, batches_per_epoch)
-    # Offsets, within a global batch, of this pipeline's replicas' slices.
-    offsets = tf.constant(
-        [(info.pipeline_id * replicas + r) * per_replica for r in range(replicas)], tf.int64
-    )
-    n = tf.constant(num_examples, tf.int64)
-    G = tf.constant(global_batch_size, tf.int64)
+    # This pipeline's replicas' slices, as ranks among the G / B slices of a global batch.
+    first_slice = info.pipeline_id * replicas
+    slices = global_batch_size // per_replica
+    # The short last batch's pieces: rows [lo, hi) of the epoch, empty past its end.
+    end = num_examples
+    short_start = full_batches * global_batch_size
+    short_pieces = [
+        (min(lo, end), min(lo + per_replica, end))
+        for lo in (short_start + (first_slice + r) * per_replica for r in range(replicas))
+    ]
 
     def epoch_batches(epoch, rows):
-        order = tf.range(n)
+        # One gather per epoch puts the rows in epoch order; every element after that is
+        # a slice of it, so tf.data runs no function per step.
         if shuffle:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([seed, epoch]))
-        starts = tf.range(batches_per_epoch, dtype=tf.int64) * G
-        # One element per (global batch, local replica), in that order.
-        begin = tf.reshape(starts[:, None] + offsets[None, :], [-1])
-        end = tf.reshape(tf.repeat(tf.minimum(starts + G, n), replicas), [-1])
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(num_examples, dtype=tf.int64), seed=tf.stack([seed, epoch])
+            )
+            rows = tf.nest.map_structure(lambda t: tf.gather(t, order), rows)
 
-        def take(lo, batch_end):
-            lo = tf.minimum(lo, batch_end)
-            hi = tf.minimum(lo + per_replica, batch_end)
-            ids = order[lo:hi]
-            return tf.nest.map_structure(lambda t: tf.gather(t, ids), rows)
+        def whole_batches(t):
+            # [full, G/B, B, ...] -> this pipeline's [full * R, B, ...], in step order.
+            shape = [full_batches, slices, per_replica, *t.shape[1:]]
+            t = tf.reshape(t[: full_batches * global_batch_size], shape)
+            t = t[:, first_slice : first_slice + replicas]
+            return tf.reshape(t, [full_batches * replicas, per_replica, *t.shape[3:]])
 
-        return tf.data.Dataset.from_tensor_slices((begin, end)).map(take)
+        batches = tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(whole_batches, rows))
+        for lo, hi in short_pieces if short else ():
+            piece = tf.nest.map_structure(lambda t, lo=lo, hi=hi: t[lo:hi], rows)
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(piece))
+        return batches
 
     epochs = tf.data.Dataset.range(first_epoch, first_epoch + 1)
     if repeat:
         epochs = tf.data.Dataset.range(first_epoch, 2**62)
+    if finish is not None:  # row-wise: mapping the whole set maps every batch of it
+        whole = whole.map(finish)
     data = whole.repeat() if repeat else whole.take(1)
     dataset = tf.data.Dataset.zip(epochs, data).flat_map(
         lambda epoch, *rows: epoch_batches(epoch, _unpack(rows))
     )
-    dataset = dataset.skip(skip_in_epoch * replicas)
-    return finish_batches(dataset, finish)
+    return dataset.skip(skip_in_epoch * replicas).prefetch(tf.data.AUTOTUNE)
 
 
 def _unpack(batch):

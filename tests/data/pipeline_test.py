@@ -16,20 +16,20 @@ N_EXAMPLES = 23
 GLOBAL = 8  # 3 global batches per epoch: 8, 8, 7
 
 
-def _whole():
-    ids = np.arange(N_EXAMPLES, dtype=np.int64)
+def _whole(n=N_EXAMPLES):
+    ids = np.arange(n, dtype=np.int64)
     return tf.data.Dataset.from_tensors((ids, ids * 10)).cache()
 
 
-def _split(num_pipelines, replicas, *, shuffle, skip=0, repeat=True):
+def _split(num_pipelines, replicas, *, shuffle, skip=0, repeat=True, n=N_EXAMPLES):
     """Per global step, the ids every replica of every pipeline took, in replica order."""
     per_replica = GLOBAL // (num_pipelines * replicas)
     streams = []
     for p in range(num_pipelines):
         info = InputInfo(p, num_pipelines, per_replica, replicas, GLOBAL)
         dataset = pipeline.split_in_memory(
-            _whole(),
-            N_EXAMPLES,
+            _whole(n),
+            n,
             info,
             global_batch_size=GLOBAL,
             shuffle=shuffle,
@@ -83,3 +83,18 @@ def test_one_pass_visits_every_example_once():
     steps = _split(2, 1, shuffle=False, repeat=False)
     assert len(steps) == 3
     np.testing.assert_array_equal(np.concatenate(steps), np.arange(N_EXAMPLES))
+
+
+@pytest.mark.parametrize("n", [5, 16])
+def test_a_set_smaller_than_one_global_batch_or_a_multiple_of_it(n):
+    """One short batch only (5 < 8), or no short batch (16 = 2 x 8)."""
+    expected = [np.arange(start, min(start + GLOBAL, n)) for start in range(0, n, GLOBAL)]
+    for pipelines, replicas in [(1, 1), (2, 2), (1, 4)]:
+        steps = _split(pipelines, replicas, shuffle=False, repeat=False, n=n)
+        assert len(steps) == len(expected)
+        for got, want in zip(steps, expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+        shuffled = _split(pipelines, replicas, shuffle=True, n=n)
+        reference = _split(1, 1, shuffle=True, n=n)
+        for got, want in zip(shuffled, reference, strict=True):
+            np.testing.assert_array_equal(got, want)
