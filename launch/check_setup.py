@@ -22,6 +22,7 @@ def _check_imports(problems: list[str]) -> None:
         ("absl", "absl-py"),
         ("ml_collections", "ml-collections"),
         ("tensorboard", "tensorboard==2.17.1"),
+        ("tensorboard_plugin_profile", "tensorboard-plugin-profile==2.17.0 (Profile tab)"),
     ]:
         try:
             mod = importlib.import_module(module)

@@ -61,6 +61,8 @@ BAD = [
     ("train__global_batch_size", -8, r"train.global_batch_size must be an integer >= 1"),
     ("train__steps_per_loop", 0, r"train.steps_per_loop must be an integer >= 1; got 0"),
     ("train__log_every", 0, r"train.log_every must be an integer >= 1"),
+    ("train__profile_steps", (30, 21), r"train.profile_steps must be \(first, last\) with 1 <= "),
+    ("train__profile_steps", (0, 5), r"train.profile_steps must be .*; got \(0, 5\)"),
     ("train__eval_every", -1, r"train.eval_every must be an integer >= 0; got -1"),
     ("train__checkpoint_every", 0, r"train.checkpoint_every must be an integer >= 1"),
     ("train__keep_checkpoints", 0, r"train.keep_checkpoints must be an integer >= 1"),

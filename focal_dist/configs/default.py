@@ -84,4 +84,6 @@ def get_config() -> config_dict.ConfigDict:
     config.train.jit_compile = False
     config.train.mixed_precision = False
     config.train.deterministic = False
+    # (first, last): trace those steps for TensorBoard's Profile tab; (0, 0): off.
+    config.train.profile_steps = (0, 0)
     return config

@@ -19,6 +19,7 @@ import tensorflow as tf
 from focal_dist import class_weights as class_weights_lib
 from focal_dist.data import sources
 from focal_dist.data.files import label_columns
+from focal_dist.training import profiling
 
 TASKS = ("binary", "multi_label", "multiclass")
 LOSSES = ("focal", "bce", "ce")
@@ -126,6 +127,9 @@ def _check_optimizer_and_train(check: _Checker, config, num_replicas) -> None:
     check.integer("train.seed", 0)
     for field in ("jit_compile", "mixed_precision", "deterministic"):
         check.flag(f"train.{field}")
+    profile_steps = _get(config, "train.profile_steps")
+    if profile_steps is not _MISSING and (expected := profiling.check(profile_steps)):
+        check.fail("train.profile_steps", expected, profile_steps)
     batch = _get(config, "train.global_batch_size")
     if num_replicas and _is_int(batch) and batch >= 1 and batch % num_replicas:
         check.errors.append(

@@ -34,6 +34,7 @@ from focal_dist.training import divergence, reporting, resume
 from focal_dist.training import metrics as metrics_lib
 from focal_dist.training.checkpoints import CheckpointStore
 from focal_dist.training.model import build_optimizer
+from focal_dist.training.profiling import StepProfiler
 from focal_dist.training.step import StepOptions, TrainStep
 from focal_dist.training.summaries import SummaryWriter
 
@@ -95,6 +96,9 @@ class Trainer:
             keep=train.keep_checkpoints,
         )
         self.summaries = SummaryWriter(os.path.join(workdir, "tensorboard"), backend.is_chief)
+        self.profiler = StepProfiler(
+            train.get("profile_steps"), self.summaries.logdir, backend.is_chief
+        )
         # One reduction over every variable: cheap next to a checkpoint or an export.
         self._count_non_finite = divergence.non_finite_counter(
             [*self.model.variables, *self.optimizer.variables]
@@ -161,6 +165,7 @@ class Trainer:
             return self._train(train)
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
+            self.profiler.stop()
             self.summaries.close()
 
     def _train(self, train) -> dict:
@@ -183,10 +188,12 @@ class Trainer:
         unsaved: list[float] = []  # Losses of the steps after the last checkpoint.
         progress = reporting.Progress(self.summaries, self.backend, train, start_step=step)
         while step < train.steps:
-            num_steps = _steps_in_next_call(step, train)
+            num_steps = _steps_in_next_call(step, train, self.profiler.boundaries(step))
+            self.profiler.before_call(step)
             loop_start = time.perf_counter()
             losses_now, norm = self.step.train_loop(iterator, tf.constant(num_steps))
             losses_now = [float(v) for v in losses_now.numpy()]
+            self.profiler.after_call(step + num_steps)
             finite = np.isfinite(losses_now)
             if not finite.all():
                 bad = int(np.argmin(finite))
@@ -251,10 +258,11 @@ class Trainer:
         return metrics
 
 
-def _steps_in_next_call(step: int, train) -> int:
+def _steps_in_next_call(step: int, train, extra_boundaries=()) -> int:
     """Steps of the next `tf.function` call: at most `steps_per_loop`, and ending on the
-    next checkpoint or evaluation step, so that those happen where the config says."""
-    boundaries = [train.steps, step + train.steps_per_loop]
+    next checkpoint or evaluation step (and a profiled range's ends), so that those
+    happen where the config says."""
+    boundaries = [train.steps, step + train.steps_per_loop, *extra_boundaries]
     for every in (train.checkpoint_every, train.eval_every):
         if every:
             boundaries.append((step // every + 1) * every)
