@@ -123,7 +123,7 @@ class ClassificationTask(Task):
         config = self.config
         skip_global_batches = info.skip_global_batches
         if self._synthetic is not None:
-            # Held in memory (as `cache()` held it before): each step gathers its rows.
+            # Held in memory (as `cache()` held it before): each step is a slice of it.
             num_train = config.data.synthetic.num_train
             return pipeline.split_in_memory(
                 self._synthetic_whole(num_train).cache(),
