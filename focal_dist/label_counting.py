@@ -236,14 +236,13 @@ def label_histogram(
         counts, examples = count_batch(tf.convert_to_tensor(extract(element)))
         return tf.concat([counts, [examples]], axis=0)
 
-    @tf.function
-    def count_local(local_dataset):
-        # Counting runs in the parallel map; the reduce only adds int64 vectors.
-        return local_dataset.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE).reduce(
-            tf.zeros([width + 1], tf.int64), lambda total, counts: total + counts
-        )
-
-    local_counts = count_local(local)
+    # Counting runs in the parallel map; the reduce only adds int64 vectors. Called
+    # eagerly, `reduce` is one op that drains the dataset in C++: no outer tf.function
+    # to trace again on every call (and no retracing warning for callers counting
+    # several datasets).
+    local_counts = local.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE).reduce(
+        tf.zeros([width + 1], tf.int64), lambda total, counts: total + counts
+    )
     totals = backend.sum_across_workers(local_counts).numpy().astype(np.int64)
     return LabelHistogram(
         counts=totals[:width],
