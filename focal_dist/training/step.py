@@ -84,7 +84,7 @@ class TrainStep:
         self.options = options
         # What XLA compiles (docs/benchmarks.md, "XLA cluster boundaries"):
         # - one replica, no collective in the step (a tf.distribute strategy with one
-        #   replica in sync): the whole update from the padded batch on, optimizer
+        #   replica in sync): the whole update from the batch on, padding and optimizer
         #   included, as one cluster, as Keras's fit(jit_compile=True) does;
         # - several replicas, or Horovod: only the forward and backward pass. Collectives
         #   stay outside XLA, and MirroredStrategy's variable update (a merge_call that
@@ -100,9 +100,9 @@ class TrainStep:
             else self._local_forward_backward
         )
         self._update = (
-            tf.function(self._local_update, jit_compile=True)
+            tf.function(self._padded_update, jit_compile=True)
             if self.whole_step_compiled
-            else self._local_update
+            else self._padded_update
         )
         self.train_loop = tf.function(self._train_loop)
         self.eval_step = tf.function(self._eval_step)
@@ -155,8 +155,16 @@ class TrainStep:
 
     # --- one replica's part of a global step -----------------------------------------
     def _replica_step(self, batch):
-        # Padding stays outside XLA: the compiled update then sees one static shape.
-        return self._update(*self._padded(batch))
+        return self._update(batch)
+
+    def _padded_update(self, batch):
+        # With the whole update compiled (one replica), the padding is compiled with it:
+        # XLA sees the batch's real shape, so a full batch pads nothing and its mask is a
+        # constant, where a dozen ops around each launch cost ~70 µs of a ~650 µs MLP
+        # step (docs/benchmarks.md). The epoch's short batch compiles once more, once.
+        # Otherwise only the forward and backward pass can be compiled and the padded
+        # shape is what keeps it to one compilation.
+        return self._local_update(*self._padded(batch))
 
     def _local_update(self, features, labels, valid):
         local_count = tf.reduce_sum(valid)

@@ -98,7 +98,8 @@ def test_conv_model_on_4_replicas_with_empty_replica_batches_matches_one_device(
 
 def test_one_replica_xla_compiles_the_whole_update_and_matches_graph_mode(single_device):
     # One replica, no collective: the forward, backward, clipping and optimizer update
-    # are one XLA cluster; the short batch of 5 is padded outside it (steps 4 and 8).
+    # are one XLA cluster, padding included; the short batch of 5 (steps 4 and 8) is a
+    # second compilation.
     backend = get_backend("default")
     with backend.scope():
         model = _conv_model()
