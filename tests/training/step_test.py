@@ -129,3 +129,74 @@ def test_one_replica_xla_compiles_the_whole_update_and_matches_graph_mode(single
     for ours, reference in zip(weights, reference_weights, strict=True):
         np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(totals, reference_totals, rtol=1e-5, atol=1e-6)
+
+
+def _step(backend, jit_compile):
+    with backend.scope():
+        model = _conv_model()
+        optimizer = keras.optimizers.SGD(0.5)
+        optimizer.build(model.trainable_variables)
+    backend.prepare_optimizer(optimizer)
+    return TrainStep(
+        model=model,
+        optimizer=optimizer,
+        backend=backend,
+        per_example_loss=_per_example_loss,
+        probabilities_and_targets=lambda labels, logits: (tf.sigmoid(logits), labels),
+        num_outputs=1,
+        options=StepOptions(
+            per_replica_batch_size=GLOBAL_BATCH // backend.num_replicas_in_sync,
+            jit_compile=jit_compile,
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("backend_name", "jit_compile"),
+    [("default", True), ("mirrored", False)],
+    ids=["xla", "mirrored4"],
+)
+def test_calls_of_3_1_4_steps_read_exactly_8_batches_like_one_call_of_8(backend_name, jit_compile):
+    # The loop fetches step i+1's batch while step i trains: a call must still read
+    # exactly its own steps' batches (a checkpoint records the input position after a
+    # call), across the short batch of step 4. Shuffled anew each pass, so no two
+    # passes give the same batches and a misplaced read cannot go unseen.
+    def backend():
+        if backend_name == "mirrored":
+            return get_backend("mirrored", num_cpu_devices=4)
+        return get_backend(backend_name)
+
+    def iterator(distribution):
+        def dataset_fn(info):
+            return pipeline.split_global_batches(
+                _examples(), info, global_batch_size=GLOBAL_BATCH, shuffle_buffer=64, seed=5
+            )
+
+        return iter(distribution.distribute_dataset(dataset_fn, GLOBAL_BATCH))
+
+    def replica_images(distribution, batch):
+        return np.concatenate([t.numpy() for t in distribution.local_results(batch[0])])
+
+    one_call = _step(backend(), jit_compile)
+    one_iterator = iterator(one_call.backend)
+    reference_losses = one_call.train_loop(one_iterator, tf.constant(8))[0].numpy()
+    reference_next = replica_images(one_call.backend, next(one_iterator))
+
+    three_calls = _step(backend(), jit_compile)
+    calls_iterator = iterator(three_calls.backend)
+    losses = [three_calls.train_loop(calls_iterator, tf.constant(n))[0].numpy() for n in (3, 1, 4)]
+    np.testing.assert_allclose(np.concatenate(losses), reference_losses, rtol=1e-6)
+    for ours, reference in zip(
+        three_calls.model.trainable_variables, one_call.model.trainable_variables, strict=True
+    ):
+        np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-6)
+
+    # Both iterators now stand at the 9th batch; a fresh one read 8 times in Python too.
+    fresh = iterator(three_calls.backend)
+    for _ in range(8):
+        next(fresh)
+    expected = replica_images(three_calls.backend, next(fresh))
+    np.testing.assert_array_equal(
+        replica_images(three_calls.backend, next(calls_iterator)), expected
+    )
+    np.testing.assert_array_equal(reference_next, expected)
