@@ -50,12 +50,18 @@ def main(argv):
 
     from focal_dist.data.files import DataError
     from focal_dist.training.api import run
-    from focal_dist.training.config_check import validate_config
+    from focal_dist.training.config_check import ConfigError, validate_config
     from focal_dist.training.task import ClassificationTask
 
     config = FLAGS.config
-    # Before anything is written: a bad value must not leave a half-made work dir.
-    validate_config(config, num_replicas=backend.num_replicas_in_sync)
+    # Before anything is written: a bad value must not leave a half-made work dir. The
+    # message lists every bad field; a traceback around it would only hide it.
+    try:
+        validate_config(config, num_replicas=backend.num_replicas_in_sync)
+    except ConfigError as error:
+        logging.error("%s", error)
+        sys.stdout.flush()
+        return 1
     try:
         summary = run(
             ClassificationTask(config), config=config, backend=backend, workdir=FLAGS.workdir

@@ -1,6 +1,7 @@
 """validate_config refuses every bad value naming field, value and expectation, and the
 CLI refuses a bad config before it writes anything to the work dir."""
 
+import logging
 import math
 import re
 
@@ -63,6 +64,11 @@ BAD = [
     ("train__log_every", 0, r"train.log_every must be an integer >= 1"),
     ("train__profile_steps", (30, 21), r"train.profile_steps must be \(first, last\) with 1 <= "),
     ("train__profile_steps", (0, 5), r"train.profile_steps must be .*; got \(0, 5\)"),
+    (
+        "train__profile_steps",
+        (1490, 1600),
+        r"train.profile_steps must be .* <= last <= train.steps \(1500\).*; got \(1490, 1600\)",
+    ),
     ("train__eval_every", -1, r"train.eval_every must be an integer >= 0; got -1"),
     ("train__checkpoint_every", 0, r"train.checkpoint_every must be an integer >= 1"),
     ("train__keep_checkpoints", 0, r"train.keep_checkpoints must be an integer >= 1"),
@@ -129,6 +135,23 @@ def test_file_source_paths_columns_and_feature_count_are_checked(tmp_path):
     assert "data.label_column must be 3 column(s) for task.name='multi_label'" in _error(multi)
 
 
+def test_a_warmup_longer_than_the_run_is_warned_about(caplog):
+    # The images config's 50 warm-up steps in a 20-step trial run: legal, but the rate
+    # would never reach its peak, and nothing said so.
+    short = _with(default.get_config(), train__steps=20)
+    with caplog.at_level(logging.WARNING):
+        validate_config(short)
+    assert re.search(
+        r"optimizer.warmup_steps 50 > train.steps 20: the learning rate never reaches "
+        r"optimizer.learning_rate \(0.003\)",
+        caplog.text,
+    ), caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        validate_config(_with(default.get_config(), train__steps=50))
+    assert "warmup_steps" not in caplog.text
+
+
 def _workdir_files(workdir):
     return sorted(workdir.rglob("*")) if workdir.exists() else []
 
@@ -143,6 +166,11 @@ def _workdir_files(workdir):
             r"optimizer.name must be one of sgd, momentum, adam; got 'rmsprop'\n\s*"
             r"train.steps_per_loop must be an integer >= 1; got 0",
         ),
+        # Past the run's end: nothing would be traced, and the run would say it was.
+        (
+            {"train.profile_steps": "(1600,1700)"},
+            r"train.profile_steps must be .* <= train.steps \(1500\).*; got \(1600, 1700\)",
+        ),
     ],
 )
 def test_cli_refuses_a_bad_config_before_writing_to_the_work_dir(tmp_path, override, match):
@@ -150,4 +178,6 @@ def test_cli_refuses_a_bad_config_before_writing_to_the_work_dir(tmp_path, overr
     result = runs.run(runs.train_command("default", workdir, override), check=False)
     assert result.returncode != 0
     assert re.search(match, result.stderr), result.stderr[-3000:]
+    # The list of bad fields, not a Python traceback around it.
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert _workdir_files(workdir) == []

@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 import tensorflow as tf
+from absl import logging
 
 from focal_dist import class_weights as class_weights_lib
 from focal_dist.data import sources
@@ -127,9 +128,21 @@ def _check_optimizer_and_train(check: _Checker, config, num_replicas) -> None:
     check.integer("train.seed", 0)
     for field in ("jit_compile", "mixed_precision", "deterministic"):
         check.flag(f"train.{field}")
+    steps = _get(config, "train.steps")
+    steps = steps if _is_int(steps) and steps >= 1 else None
     profile_steps = _get(config, "train.profile_steps")
-    if profile_steps is not _MISSING and (expected := profiling.check(profile_steps)):
+    if profile_steps is not _MISSING and (expected := profiling.check(profile_steps, steps)):
         check.fail("train.profile_steps", expected, profile_steps)
+    warmup, peak = _get(config, "optimizer.warmup_steps"), _get(config, "optimizer.learning_rate")
+    if steps and _is_int(warmup) and warmup > steps:
+        # Legal (a run may be resumed with more steps), but rarely meant: say so.
+        logging.warning(
+            "optimizer.warmup_steps %d > train.steps %d: the learning rate never reaches "
+            "optimizer.learning_rate (%s)",
+            warmup,
+            steps,
+            peak,
+        )
     batch = _get(config, "train.global_batch_size")
     if num_replicas and _is_int(batch) and batch >= 1 and batch % num_replicas:
         check.errors.append(

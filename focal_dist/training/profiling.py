@@ -19,8 +19,11 @@ from absl import logging
 OFF = (0, 0)
 
 
-def check(value) -> str | None:
-    """Why `value` is not a valid `train.profile_steps`, or None."""
+def check(value, steps=None) -> str | None:
+    """Why `value` is not a valid `train.profile_steps` of a run of `steps` steps, or None.
+
+    A range past the run's end is refused: it would trace nothing (or less than asked)
+    while the run reported a trace."""
     if value == OFF:
         return None
     ok = (
@@ -28,8 +31,12 @@ def check(value) -> str | None:
         and len(value) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         and 1 <= value[0] <= value[1]
+        and (steps is None or value[1] <= steps)
     )
-    return None if ok else "(first, last) with 1 <= first <= last, or (0, 0) for off"
+    if ok:
+        return None
+    last = "last" if steps is None else f"last <= train.steps ({steps})"
+    return f"(first, last) with 1 <= first <= {last}, or (0, 0) for off"
 
 
 class StepProfiler:
