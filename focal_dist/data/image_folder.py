@@ -53,6 +53,10 @@ def list_image_folder(directory: str) -> tuple[list[str], list[str], np.ndarray]
     return class_names, paths, np.asarray(labels, np.int64)
 
 
+# The config's task.name for each label mode, for messages a CLI user can act on.
+_TASK_NAMES = {"sparse": "multiclass", "categorical": "multiclass"}
+
+
 class ImageFolder:
     """The images and labels of a class-per-subfolder directory, sharded per pipeline."""
 
@@ -69,7 +73,8 @@ class ImageFolder:
         if found != expected:
             raise DataError(
                 f"image_folder {directory!r} has {found} class folders {self.class_names}, "
-                f"but a {label_mode} task with task.num_classes={num_classes} needs {expected}"
+                f"but task.name={_TASK_NAMES.get(label_mode, label_mode)!r} with "
+                f"task.num_classes={num_classes} needs {expected}"
             )
         counts = np.bincount(self.labels, minlength=found)
         logging.info(

@@ -174,9 +174,14 @@ def test_garbage_image_in_a_folder_is_an_error_naming_the_file(tmp_path):
             "sparse",
             3,
             r"has 4 class folders \['benign', 'cyst', 'malignant', 'normal'\], "
-            r"but a sparse task with task.num_classes=3 needs 3",
+            # The config's name for the task (multiclass), not the label mode (sparse).
+            r"but task.name='multiclass' with task.num_classes=3 needs 3",
         ),
-        ("binary", 1, r"has 4 class folders .* but a binary task with task.num_classes=1 needs 2"),
+        (
+            "binary",
+            1,
+            r"has 4 class folders .* but task.name='binary' with task.num_classes=1 needs 2",
+        ),
         (
             "multi_label",
             4,
