@@ -7,6 +7,8 @@ and end with the weights of the same code on one device; the Horovod example run
 """
 
 import importlib.util
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,13 @@ from tests.training import runs
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-NAMES = ["mirrored_custom_loop", "compile_fit", "horovod_loop", "segmentation_fit"]
+NAMES = [
+    "mirrored_custom_loop",
+    "compile_fit",
+    "horovod_loop",
+    "segmentation_fit",
+    "class_weights_histogram",
+]
 
 
 def _load(name):
@@ -107,3 +115,29 @@ def test_horovod_loop_on_two_ranks_ends_with_the_weights_of_one_process_on_the_w
     assert len(reference) == 4
     for name, want in reference.items():
         np.testing.assert_allclose(ours[name], want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [1, 2], ids=["python", "horovodrun-np2"])
+def test_class_weights_example_counts_every_label_once_on_every_rank(ranks):
+    script = str(EXAMPLES / "class_weights_histogram.py")
+    if ranks == 1:
+        command = [sys.executable, script]
+    else:
+        command = [str(runs.BIN / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo"]
+        command += [sys.executable, script, "horovod"]
+    result = subprocess.run(
+        command, cwd=ROOT, env=runs.env(), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    printed = re.findall(r"counts (\[.*?\]) weights (\[.*?\]) alpha (\S+)", result.stdout)
+    assert len(printed) == ranks, result.stdout[-3000:]
+    # Independent count and formulas (NumPy, float64): the labels the example builds.
+    labels = (np.arange(1000) % 100 == 0).astype(np.int64)
+    counts = np.bincount(labels, minlength=2)
+    effective = (1 - 0.999) / (1 - 0.999 ** counts.astype(np.float64))
+    weights = effective * counts.sum() / (counts * effective).sum()  # sum_k n_k w_k = N
+    for line_counts, line_weights, line_alpha in printed:
+        assert json.loads(line_counts) == counts.tolist()  # each rank sees all, not 2x
+        np.testing.assert_allclose(json.loads(line_weights), weights, rtol=1e-12)
+        assert float(line_alpha) == pytest.approx(counts[0] / counts.sum())
