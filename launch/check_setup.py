@@ -6,6 +6,7 @@ Run by `make setup` (and `make check-setup`). Exit status 1 when something is mi
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -13,6 +14,14 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 FIX = "remove .venv/.focal_dist-setup and run `make setup` again"
+
+
+def _version(distribution: str) -> str:
+    """The installed version of a pip distribution (modules such as absl have none)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"
 
 
 def _check_imports(problems: list[str]) -> None:
@@ -25,8 +34,8 @@ def _check_imports(problems: list[str]) -> None:
         ("tensorboard_plugin_profile", "tensorboard-plugin-profile==2.17.0 (Profile tab)"),
     ]:
         try:
-            mod = importlib.import_module(module)
-            print(f"ok   {module} {getattr(mod, '__version__', '')}")
+            importlib.import_module(module)
+            print(f"ok   {module} {_version(hint.split()[0].split('==')[0])}")
         except Exception as exc:
             problems.append(f"{module} does not import ({exc}); install {hint}")
 
