@@ -25,17 +25,21 @@ def _version(distribution: str) -> str:
 
 
 def _check_imports(problems: list[str]) -> None:
-    for module, hint in [
-        ("tensorflow", "tensorflow-cpu==2.17.1 (constraints.txt)"),
-        ("keras", "keras 3 (constraints.txt)"),
-        ("absl", "absl-py"),
-        ("ml_collections", "ml-collections"),
-        ("tensorboard", "tensorboard==2.17.1"),
-        ("tensorboard_plugin_profile", "tensorboard-plugin-profile==2.17.0 (Profile tab)"),
+    for module, distribution, hint in [
+        ("tensorflow", "tensorflow-cpu", "tensorflow-cpu==2.17.1 (constraints.txt)"),
+        ("keras", "keras", "keras 3 (constraints.txt)"),
+        ("absl", "absl-py", "absl-py"),
+        ("ml_collections", "ml-collections", "ml-collections"),
+        ("tensorboard", "tensorboard", "tensorboard==2.17.1"),
+        (
+            "tensorboard_plugin_profile",
+            "tensorboard-plugin-profile",
+            "tensorboard-plugin-profile==2.17.0 (Profile tab)",
+        ),
     ]:
         try:
             importlib.import_module(module)
-            print(f"ok   {module} {_version(hint.split()[0].split('==')[0])}")
+            print(f"ok   {module} {_version(distribution)}")
         except Exception as exc:
             problems.append(f"{module} does not import ({exc}); install {hint}")
 

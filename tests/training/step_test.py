@@ -43,13 +43,13 @@ def _per_example_loss(labels, logits):
     return losses.binary_focal_crossentropy(labels, logits, gamma=2.0, from_logits=True)
 
 
-def _train(backend, steps, jit_compile=False):
+def _step(backend, jit_compile):
     with backend.scope():
         model = _conv_model()
         optimizer = keras.optimizers.SGD(0.5)
         optimizer.build(model.trainable_variables)
     backend.prepare_optimizer(optimizer)
-    step = TrainStep(
+    return TrainStep(
         model=model,
         optimizer=optimizer,
         backend=backend,
@@ -61,6 +61,11 @@ def _train(backend, steps, jit_compile=False):
             jit_compile=jit_compile,
         ),
     )
+
+
+def _train(backend, steps, jit_compile=False):
+    step = _step(backend, jit_compile)
+    model = step.model
 
     def dataset_fn(info, repeat=True):
         return pipeline.split_global_batches(
@@ -129,26 +134,6 @@ def test_one_replica_xla_compiles_the_whole_update_and_matches_graph_mode(single
     for ours, reference in zip(weights, reference_weights, strict=True):
         np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(totals, reference_totals, rtol=1e-5, atol=1e-6)
-
-
-def _step(backend, jit_compile):
-    with backend.scope():
-        model = _conv_model()
-        optimizer = keras.optimizers.SGD(0.5)
-        optimizer.build(model.trainable_variables)
-    backend.prepare_optimizer(optimizer)
-    return TrainStep(
-        model=model,
-        optimizer=optimizer,
-        backend=backend,
-        per_example_loss=_per_example_loss,
-        probabilities_and_targets=lambda labels, logits: (tf.sigmoid(logits), labels),
-        num_outputs=1,
-        options=StepOptions(
-            per_replica_batch_size=GLOBAL_BATCH // backend.num_replicas_in_sync,
-            jit_compile=jit_compile,
-        ),
-    )
 
 
 @pytest.mark.parametrize(
