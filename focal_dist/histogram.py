@@ -11,7 +11,6 @@ of every scheme, focal alpha) and prints a table.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -82,8 +81,8 @@ def format_table(report: dict, scheme: str) -> str:
 
 def main(argv):
     del argv
+    from focal_dist import atomic_files, data
     from focal_dist import class_weights as cw
-    from focal_dist import data
     from focal_dist.distribute import get_backend
 
     options = {"num_cpu_devices": FLAGS.num_cpu_devices} if FLAGS.distribution == "mirrored" else {}
@@ -124,10 +123,7 @@ def main(argv):
         print(format_table(report, FLAGS.scheme), flush=True)
         if FLAGS.output:
             os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-            temporary = FLAGS.output + ".tmp"
-            with open(temporary, "w") as handle:
-                json.dump(report, handle, indent=2)
-            os.replace(temporary, FLAGS.output)  # never a half-written file
+            atomic_files.write_json(FLAGS.output, report)  # never a half-written file
             logging.info("wrote %s", FLAGS.output)
 
 

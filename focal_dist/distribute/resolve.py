@@ -16,7 +16,11 @@ import functools
 import tensorflow as tf
 
 from focal_dist.distribute.base import Backend
-from focal_dist.distribute.strategy_backend import MultiWorkerBackend, StrategyBackend
+from focal_dist.distribute.strategy_backend import (
+    MultiWorkerBackend,
+    StrategyBackend,
+    worker_topology,
+)
 
 # Names that denote one backend per process; "mirrored" and "multiworker" would build a
 # second strategy beside the user's, so they must be passed as objects.
@@ -33,13 +37,7 @@ class UserStrategyBackend(StrategyBackend):
     def __init__(self, strategy: tf.distribute.Strategy):
         super().__init__(strategy, type(strategy).__name__)
         resolver = getattr(strategy, "cluster_resolver", None)
-        cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
-        has_chief = bool(cluster.get("chief"))
-        self._num_workers = max(1, len(cluster.get("worker", [])) + int(has_chief))
-        task_id = (resolver.task_id if resolver is not None else 0) or 0
-        task_type = resolver.task_type if resolver is not None else None
-        # A "chief" task is worker 0; "worker" ids follow it when a chief exists.
-        self._worker_index = 0 if task_type == "chief" else task_id + int(has_chief)
+        self._num_workers, self._worker_index = worker_topology(resolver)
 
     @property
     def worker_index(self) -> int:

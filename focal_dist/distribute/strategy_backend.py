@@ -100,6 +100,21 @@ def _apply_as_given(grads_and_vars):
     return list(grads_and_vars)
 
 
+def worker_topology(cluster_resolver) -> tuple[int, int]:
+    """(number of workers, this worker's index) of a cluster resolver (None: one worker).
+
+    A "chief" task is worker 0; "worker" ids follow it when a chief exists.
+    """
+    if cluster_resolver is None:
+        return 1, 0
+    cluster = cluster_resolver.cluster_spec().as_dict()
+    has_chief = bool(cluster.get("chief"))
+    num_workers = max(1, len(cluster.get("worker", [])) + int(has_chief))
+    task_id = cluster_resolver.task_id or 0
+    index = 0 if cluster_resolver.task_type == "chief" else task_id + int(has_chief)
+    return num_workers, index
+
+
 def default_backend() -> StrategyBackend:
     return StrategyBackend(tf.distribute.get_strategy(), "default")
 
@@ -154,13 +169,7 @@ class MultiWorkerBackend(StrategyBackend):
         )
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
         super().__init__(strategy, "multiworker")
-        cluster = strategy.cluster_resolver.cluster_spec().as_dict()
-        has_chief = bool(cluster.get("chief"))
-        self._num_workers = len(cluster.get("worker", [])) + int(has_chief)
-        task_type = strategy.cluster_resolver.task_type
-        task_id = strategy.cluster_resolver.task_id or 0
-        # A "chief" task is worker 0; "worker" ids follow it when a chief exists.
-        self._worker_index = 0 if task_type == "chief" else task_id + int(has_chief)
+        self._num_workers, self._worker_index = worker_topology(strategy.cluster_resolver)
 
     @property
     def worker_index(self) -> int:

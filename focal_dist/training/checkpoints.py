@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from focal_dist import atomic_files
 from focal_dist.training.divergence import Record, diverged_checkpoints
 
 HISTORY = "history.jsonl"
@@ -203,10 +204,7 @@ class CheckpointStore:
         tf.io.gfile.makedirs(self.directory)
         path = self.checkpoint.write(self.prefix(step))
         record = Record(step, tuple(float(v) for v in losses), eval_metrics)
-        with open(os.path.join(self.directory, HISTORY), "a") as handle:
-            handle.write(record.to_json() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        atomic_files.append_line(os.path.join(self.directory, HISTORY), record.to_json())
         stale = self.steps()[: -self.keep]
         for old in stale:
             for name in tf.io.gfile.glob(self.prefix(old) + ".*"):
@@ -259,7 +257,7 @@ class CheckpointStore:
 
     def _write_history(self, records: list[Record]) -> None:
         tf.io.gfile.makedirs(self.directory)
-        _atomic_write(
+        atomic_files.write_text(
             os.path.join(self.directory, HISTORY), "".join(r.to_json() + "\n" for r in records)
         )
 
@@ -272,13 +270,4 @@ class CheckpointStore:
             return
         lines = [f'model_checkpoint_path: "ckpt-{steps[-1]}"']
         lines += [f'all_model_checkpoint_paths: "ckpt-{s}"' for s in steps]
-        _atomic_write(path, "\n".join(lines) + "\n")
-
-
-def _atomic_write(path: str, text: str) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+        atomic_files.write_text(path, "\n".join(lines) + "\n")

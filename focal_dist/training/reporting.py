@@ -14,6 +14,7 @@ import numpy as np
 from absl import logging
 from ml_collections import config_dict
 
+from focal_dist import atomic_files
 from focal_dist.training.summaries import SummaryWriter, markdown_table
 
 SUMMARY = "summary.json"
@@ -91,11 +92,7 @@ def read_summary(workdir: str) -> dict | None:
 
 
 def write_summary(workdir: str, summary: dict) -> str:
-    path = os.path.join(workdir, SUMMARY)
-    with open(path + ".tmp", "w") as handle:
-        json.dump(summary, handle, indent=2)
-    os.replace(path + ".tmp", path)
-    return path
+    return atomic_files.write_json(os.path.join(workdir, SUMMARY), summary)
 
 
 def export(model, workdir: str) -> str:
