@@ -36,7 +36,7 @@ from absl import app, flags
 
 from focal_dist.distribute import get_backend
 from focal_dist.distribute.horovod_tape import as_tf_variable
-from focal_dist.training.task import ClassificationTask
+from focal_dist.tasks.classification import ClassificationTask
 from focal_dist.training.trainer import Trainer
 
 FLAGS = flags.FLAGS

@@ -38,7 +38,7 @@ import image_files
 from focal_dist import class_weights
 from focal_dist.configs import images as images_config
 from focal_dist.distribute import InputInfo
-from focal_dist.training.task import ClassificationTask
+from focal_dist.tasks.classification import ClassificationTask
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_images", 20_000, "Images written (once) and decoded per pass.")

@@ -54,7 +54,7 @@ from absl import app, flags  # noqa: E402
 from focal_dist.configs import default as default_config  # noqa: E402
 from focal_dist.configs import images as images_config  # noqa: E402
 from focal_dist.distribute import get_backend  # noqa: E402
-from focal_dist.training.task import ClassificationTask  # noqa: E402
+from focal_dist.tasks.classification import ClassificationTask  # noqa: E402
 from focal_dist.training.trainer import Trainer  # noqa: E402
 
 FLAGS = flags.FLAGS

@@ -49,9 +49,9 @@ def main(argv):
     backend = get_backend(FLAGS.distribution, **options)
 
     from focal_dist.data.files import DataError
+    from focal_dist.tasks import get_task
     from focal_dist.training.api import run
     from focal_dist.training.config_check import ConfigError, validate_config
-    from focal_dist.training.task import ClassificationTask
 
     config = FLAGS.config
     # Before anything is written: a bad value must not leave a half-made work dir. The
@@ -63,9 +63,7 @@ def main(argv):
         sys.stdout.flush()
         return 1
     try:
-        summary = run(
-            ClassificationTask(config), config=config, backend=backend, workdir=FLAGS.workdir
-        )
+        summary = run(get_task(config), config=config, backend=backend, workdir=FLAGS.workdir)
     except DataError as error:
         logging.error("%s", error)
         sys.stdout.flush()

@@ -86,4 +86,13 @@ def get_config() -> config_dict.ConfigDict:
     config.train.deterministic = False
     # (first, last): trace those steps for TensorBoard's Profile tab; (0, 0): off.
     config.train.profile_steps = (0, 0)
+    # How a step's gradients are summed over replicas (training/step.py): "overlap"
+    # (counts first, then buckets of allreduce_bucket_mb all-reduced while the backward
+    # pass runs), "single" (one collective after it; one loss term) or "auto" (single
+    # below 4 MB of gradients, overlap above: docs/benchmarks.md, "Overlap").
+    config.train.allreduce = "auto"
+    config.train.allreduce_bucket_mb = 4.0
+    # Wire dtype of the gradients: none (exact), float16 or bfloat16 (Horovod's
+    # Compression.fp16; not exact: docs/scaling.md says how far from one device).
+    config.train.allreduce_compression = "none"
     return config

@@ -8,7 +8,7 @@ Backends: "default" (one device), "mirrored" (local GPUs, or N logical CPU devic
 
 from __future__ import annotations
 
-from focal_dist.distribute.base import Backend, InputInfo
+from focal_dist.distribute.base import Backend, InputInfo, per_replica_batch_size
 
 BACKENDS = ("default", "mirrored", "multiworker", "horovod")
 
@@ -46,4 +46,4 @@ def get_backend(name: str, **options) -> Backend:
     return strategy_backend.MultiWorkerBackend(**options)
 
 
-__all__ = ["BACKENDS", "Backend", "InputInfo", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "InputInfo", "get_backend", "per_replica_batch_size"]

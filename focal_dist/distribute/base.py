@@ -40,6 +40,20 @@ class InputInfo:
     skip_global_batches: int = 0
 
 
+def per_replica_batch_size(global_batch_size: int, num_replicas: int, *, where: str = "") -> int:
+    """global_batch_size / num_replicas; ValueError naming both unless it divides evenly.
+
+    Every replica takes the same share of a global batch (the step pads the short last
+    one), so the division must be exact.
+    """
+    if global_batch_size % num_replicas:
+        raise ValueError(
+            f"train.global_batch_size {global_batch_size} is not divisible by the "
+            f"{num_replicas} replicas" + (f" of {where}" if where else "")
+        )
+    return global_batch_size // num_replicas
+
+
 class Backend(abc.ABC):
     """What the rest of focal_dist needs from a distribution backend."""
 
@@ -76,15 +90,12 @@ class Backend(abc.ABC):
 
     def input_info(self, global_batch_size: int) -> InputInfo:
         """Splits `global_batch_size` over the replicas; it must divide evenly."""
-        if global_batch_size % self.num_replicas_in_sync:
-            raise ValueError(
-                f"global_batch_size {global_batch_size} is not divisible by the "
-                f"{self.num_replicas_in_sync} replicas of backend {self.name!r}"
-            )
         return InputInfo(
             pipeline_id=self.input_pipeline_id,
             num_pipelines=self.num_input_pipelines,
-            per_replica_batch_size=global_batch_size // self.num_replicas_in_sync,
+            per_replica_batch_size=per_replica_batch_size(
+                global_batch_size, self.num_replicas_in_sync, where=f"backend {self.name!r}"
+            ),
             replicas_per_pipeline=self.num_replicas_in_sync // self.num_input_pipelines,
             global_batch_size=global_batch_size,
         )

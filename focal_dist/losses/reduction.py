@@ -1,10 +1,11 @@
-"""The global mean of docs/design.md: one loss value per global step over all replicas.
+"""`compute_global_loss`: the global mean of docs/design.md for a user's own loop.
 
     L = (1 / G) * sum_i w_i * l_i
 
 Each replica returns `sum over its examples of w_i l_i / G`; gradients are then SUMMED
 across replicas, so that N replicas with global batch B give the gradient of one device
-with batch B, a short last batch and empty replicas included.
+with batch B, a short last batch and empty replicas included. The arithmetic is that of
+`losses/global_mean.py`, which the trainer's step uses too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 from focal_dist.distribute.base import Backend
 from focal_dist.distribute.resolve import resolve_backend
+from focal_dist.losses import global_mean
 from focal_dist.losses.focal import compute_dtype
 
 
@@ -125,17 +127,11 @@ def compute_global_loss(
     loss = tf.cast(loss, compute_dtype(loss.dtype))
     if sample_weight is not None:
         loss = loss * _broadcast_like(sample_weight, loss, "sample_weight")
-    if mask is not None:
-        example_mask = _broadcast_like(mask, loss, "mask")
-        # multiply_no_nan: a masked-out example with a NaN or inf loss still adds 0.
-        loss = tf.math.multiply_no_nan(loss, example_mask)
-        local_count = tf.reduce_sum(example_mask)
-    else:
-        local_count = tf.cast(tf.size(loss), loss.dtype)
-    local_sum = tf.reduce_sum(loss)
+    example_mask = _broadcast_like(mask, loss, "mask") if mask is not None else None
+    local_sum, local_count = global_mean.masked_sum_and_count(loss, example_mask)
     if global_batch_size is not None:
-        # divide_no_nan: a count tensor of 0 (every example masked out) gives 0.
-        return tf.math.divide_no_nan(local_sum, tf.cast(global_batch_size, loss.dtype))
+        # A fixed denominator: no collective (a count tensor of 0 still gives 0).
+        return global_mean.share(local_sum, tf.cast(global_batch_size, loss.dtype))
     if normalizer is not None:
         normalizer = tf.convert_to_tensor(normalizer)
         if normalizer.shape.rank not in (None, 0):
@@ -143,10 +139,9 @@ def compute_global_loss(
                 f"normalizer must be a scalar (this replica's count), got shape {normalizer.shape}"
             )
         local_count = tf.cast(normalizer, loss.dtype)
-    global_count = resolved.all_reduce_sum(local_count)
-    if normalizer_floor is not None:
-        global_count = tf.maximum(global_count, tf.cast(normalizer_floor, loss.dtype))
-    return tf.math.divide_no_nan(local_sum, global_count)
+    floors = [normalizer_floor] if normalizer_floor is not None else None
+    denominator = global_mean.denominators(local_count, resolved.all_reduce_sum, floors)
+    return global_mean.share(local_sum, denominator)
 
 
 def scale_regularization_loss(

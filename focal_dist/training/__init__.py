@@ -1,13 +1,14 @@
-"""Training: the Task seam, the step math, the controller and what a run reports.
+"""Training: the step math, the controller and its actions, checkpoints and reports.
 
     from focal_dist.training import KerasTask, Task, train_task
 
-Importing this package imports TensorFlow but initialises no device, so a mirrored
-backend over logical CPUs can still be built afterwards.
+The Task seam lives in `focal_dist.tasks` (re-exported here). Importing this package
+imports TensorFlow but initialises no device, so a mirrored backend over logical CPUs
+can still be built afterwards.
 """
 
+from focal_dist.tasks.base import Evaluation, LossTerm, Task, TaskReport
+from focal_dist.tasks.keras_task import KerasTask
 from focal_dist.training.api import run, train_task
-from focal_dist.training.base_task import Task, TaskReport
-from focal_dist.training.keras_task import KerasTask
 
-__all__ = ["KerasTask", "Task", "TaskReport", "run", "train_task"]
+__all__ = ["Evaluation", "KerasTask", "LossTerm", "Task", "TaskReport", "run", "train_task"]

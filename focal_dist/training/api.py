@@ -81,7 +81,7 @@ def run(task, *, config, backend: Backend, workdir: str) -> dict:
             config,
         )
     try:
-        return Trainer(config, task, backend, workdir).train()
+        return Trainer(config=config, task=task, backend=backend, workdir=workdir).train()
     except tf.errors.InvalidArgumentError as error:
         # The data checks fail inside tf.data with their message between TF's own
         # lines; say only what is wrong with which file, column and row.

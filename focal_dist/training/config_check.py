@@ -20,11 +20,14 @@ from absl import logging
 from focal_dist import class_weights as class_weights_lib
 from focal_dist.data import sources
 from focal_dist.data.files import label_columns
+from focal_dist.distribute import per_replica_batch_size
+from focal_dist.tasks import TASKS
+from focal_dist.tasks.classification import LOSSES
 from focal_dist.training import profiling
+from focal_dist.training.allreduce import COMPRESSIONS
+from focal_dist.training.optimizers import OPTIMIZERS
+from focal_dist.training.step import ALLREDUCE_MODES
 
-TASKS = ("binary", "multi_label", "multiclass")
-LOSSES = ("focal", "bce", "ce")
-OPTIMIZERS = ("sgd", "momentum", "adam")
 DECAYS = ("cosine", "constant")
 CLASS_WEIGHTS = ("none", "auto", *class_weights_lib.SCHEMES)
 _MISSING = object()
@@ -128,6 +131,9 @@ def _check_optimizer_and_train(check: _Checker, config, num_replicas) -> None:
     check.integer("train.seed", 0)
     for field in ("jit_compile", "mixed_precision", "deterministic"):
         check.flag(f"train.{field}")
+    check.one_of("train.allreduce", ("auto", *ALLREDUCE_MODES))
+    check.number("train.allreduce_bucket_mb", 0.0)
+    check.one_of("train.allreduce_compression", tuple(COMPRESSIONS))
     steps = _get(config, "train.steps")
     steps = steps if _is_int(steps) and steps >= 1 else None
     profile_steps = _get(config, "train.profile_steps")
@@ -144,10 +150,11 @@ def _check_optimizer_and_train(check: _Checker, config, num_replicas) -> None:
             peak,
         )
     batch = _get(config, "train.global_batch_size")
-    if num_replicas and _is_int(batch) and batch >= 1 and batch % num_replicas:
-        check.errors.append(
-            f"train.global_batch_size {batch} is not divisible by the {num_replicas} replicas"
-        )
+    if num_replicas and _is_int(batch) and batch >= 1:
+        try:
+            per_replica_batch_size(batch, num_replicas)
+        except ValueError as error:
+            check.errors.append(str(error))
 
 
 def _check_sizes(check: _Checker, field: str, example: str) -> None:

@@ -1,4 +1,4 @@
-"""What a run reports: its TensorBoard run info, evaluations, summary.json and export.
+"""What a run reports: its TensorBoard run info, config.json, summary.json and export.
 
 Only the chief writes. Files a user reads or a job controller checks are replaced
 atomically (written beside, then renamed), so a kill never leaves half of one.
@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
-import numpy as np
 from absl import logging
 from ml_collections import config_dict
 
@@ -47,22 +45,6 @@ def write_run_info(summaries: SummaryWriter, config, backend, task) -> None:
         summaries.text(report.name, markdown_table(report.header, report.rows))
 
 
-def write_evaluation(
-    summaries: SummaryWriter, metrics: dict, positives, negatives, step: int, log: bool
-) -> None:
-    summaries.scalars(metrics, step, prefix="eval/")
-    summaries.evaluation(positives, negatives, step, tag="eval")
-    if log:
-        logging.info(
-            "step %d eval: loss %.5f pr_auc %.4f roc_auc %.4f f1 %.4f",
-            step,
-            metrics["loss"],
-            metrics["pr_auc"],
-            metrics["roc_auc"],
-            metrics["f1"],
-        )
-
-
 def run_summary(config, backend, step, step_losses, resumed_from, eval_metrics, preempted):
     """summary.json: `complete` once train.steps are done; a preempted run's is not.
 
@@ -80,6 +62,14 @@ def run_summary(config, backend, step, step_losses, resumed_from, eval_metrics, 
         "distribution": backend.name,
         "config": json.loads(config.to_json()),
     }
+
+
+CONFIG = "config.json"
+
+
+def write_config(workdir: str, config) -> str:
+    """<workdir>/config.json: the config this process trains with, written at its start."""
+    return atomic_files.write_json(os.path.join(workdir, CONFIG), json.loads(config.to_json()))
 
 
 def read_summary(workdir: str) -> dict | None:
@@ -106,44 +96,3 @@ def export(model, workdir: str) -> str:
     os.replace(temporary, path)
     logging.info("exported %s", path)
     return path
-
-
-class Progress:
-    """Per-loop train scalars for TensorBoard and, every `train.log_every` steps, a log
-    line with the loss, learning rate, gradient norm, throughput and ETA."""
-
-    def __init__(self, summaries: SummaryWriter, backend, train, start_step: int):
-        self.summaries = summaries
-        self.backend = backend
-        self.train = train
-        self.start_step = start_step
-        self.start_time = time.perf_counter()
-
-    def report(self, step, losses, norm, seconds, learning_rate) -> None:
-        train = self.train
-        examples_per_second = len(losses) * train.global_batch_size / max(seconds, 1e-9)
-        self.summaries.scalars(
-            {
-                "loss": float(np.mean(losses)),
-                "learning_rate": learning_rate,
-                "examples_per_second": examples_per_second,
-                "global_batch_size": train.global_batch_size,
-                "num_replicas": self.backend.num_replicas_in_sync,
-                "gradient_norm": norm,
-            },
-            step,
-            prefix="train/",
-        )
-        if self.backend.is_chief and (step % train.log_every < len(losses) or step == train.steps):
-            elapsed = time.perf_counter() - self.start_time
-            remaining = elapsed / max(step - self.start_step, 1) * (train.steps - step)
-            logging.info(
-                "step %d/%d  loss %.5f  lr %.3g  grad_norm %.3g  %.0f examples/s  ETA %.0fs",
-                step,
-                train.steps,
-                losses[-1],
-                learning_rate,
-                norm,
-                examples_per_second,
-                remaining,
-            )

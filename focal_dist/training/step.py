@@ -1,41 +1,57 @@
-"""The step math: one global training step and one evaluation step, on every backend.
+r"""The step math: one global training step and one evaluation step, on every backend.
 
-One global training step (the global mean of docs/design.md):
+A task's loss is a sum of terms t (`focal_dist.tasks.LossTerm`), each with its global
+denominator (losses/global_mean.py):
 
-    m_r       = mean_{i in replica r} w_i l_i over its n_r examples   # per replica, XLA-safe
-    [g, G, S] = all_reduce_sum([n_r grad m_r, n_r, n_r m_r])          # SUM: the ONE collective
-    loss      = S / G
-    g         = g / G + grad(reg)                                     # reg: model.losses
-    clip g by its global norm, apply
+    L = sum_t w_t S_t / D_t,    D_t = max(sum_r n_rt, floor_t)
 
-`grad(reg)` is the same on every replica (the variables are), so it is added locally
-after the collective instead of being all-reduced: regularisation is counted once and
-never divided by G. Differentiating each replica's mean (not its sum) keeps values small
-enough for float16 under mixed-precision loss scaling.
+n_rt (replica r's valid elements of term t, or its normaliser) follows from the labels
+and the padding mask alone. Two ways to sum a step over replicas, `StepOptions.allreduce`:
 
-Why one collective per step, and why it cannot race under Horovod: inside the
-`tf.while_loop` of `train_loop`, every iteration issues its collective under the same
-op name. Horovod aborts if two collectives with the same name are in flight at once. The
-single all-reduce of iteration k+1 takes gradients computed from variables that
-iteration k's `apply_gradients` wrote, and iteration k's update consumes iteration k's
-all-reduce result, so the collective of iteration k+1 cannot start before that of
-iteration k has finished. A collective whose result nothing in the next iteration waits
-for (a separate all-reduce of the loss, or of the example count before the forward
-pass) has no such ordering, and overlapped: that is the race this layout removes.
-The read of the next batch, which overlaps the step, issues no collective (training
-datasets repeat, so not even MultiWorkerMirrored's end-of-data check runs).
+"overlap" (counts first, gradients in buckets during the backward pass):
+
+    D   = max(all_reduce_sum([n_r1 .. n_rT]), floor)                  # 1: before the forward
+    J_r = sum_t w_t s_rt / D_t + reg / R                              # reg: model.losses
+    g   = all_reduce_sum(grad J_r), bucket by bucket as the backward pass yields them
+    loss = all_reduce_sum(J_r - reg / R)                              # rides in bucket 1
+
+"single" (one term; one collective after the backward pass, the layout before buckets):
+
+    m_r = s_r / n_r                                                   # the local mean
+    [g, G, S] = all_reduce_sum([n_r grad m_r, n_r, n_r m_r]);  D = max(G, floor)
+    g = w g / D + grad(reg);  loss = w S / D
+
+Either way clip g by its global norm, then apply. Regularisation is counted once: R
+replicas each add reg / R to a summed gradient, or grad(reg), the same on every replica,
+is added after the sum. With mixed precision the scaled objective is differentiated and
+the LossScaleOptimizer unscales and checks the summed gradients.
+
+Why no two collectives of the same name are ever in flight (Horovod aborts on that),
+inside the `tf.while_loop` of `train_loop`, where every iteration issues its collectives
+under the same op names: call C_k the counts of iteration k and B_k^j its buckets.
+B_{k+1}^j takes gradients computed from the variables that iteration k's update wrote,
+and that update consumes every B_k^j, so all of B_{k+1} start after all of B_k finish.
+C_{k+1} has no such data path (the counts need only the next batch, which is read while
+iteration k trains), so it is given one: it runs under a control dependency on the
+gradient norm of iteration k, which needs every B_k^j. C_{k+1} precedes B_{k+1} (J
+needs D). In "single" the one collective of k+1 waits for update k. The read of the next
+batch issues no collective (training datasets repeat, so not even MultiWorkerMirrored's
+end-of-data check runs).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import tensorflow as tf
 
 from focal_dist.distribute import Backend
 from focal_dist.distribute.strategy_backend import StrategyBackend
-from focal_dist.training import metrics as metrics_lib
+from focal_dist.losses import global_mean
+from focal_dist.training import allreduce
+from focal_dist.training.loss_terms import LocalTerms
+
+ALLREDUCE_MODES = ("single", "overlap")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,40 +66,48 @@ class StepOptions:
         optimizer) on one replica without collectives, else the per-replica forward
         and backward pass.
       mixed_precision: the optimizer is a LossScaleOptimizer; scale the loss.
+      allreduce: "overlap" or "single" (see the module docstring).
+      bucket_bytes: "overlap": gradient bytes per collective (0: one bucket).
+      compression: "none", "float16" or "bfloat16": the gradients' wire dtype.
     """
 
     per_replica_batch_size: int | None = None
     clip_global_norm: float = 0.0
     jit_compile: bool = False
     mixed_precision: bool = False
+    allreduce: str = "overlap"
+    bucket_bytes: int = 4 << 20
+    compression: str = "none"
 
 
 class TrainStep:
     """Builds the `tf.function`s that run training and evaluation steps under `backend`.
 
-    `per_example_loss(labels, logits)` returns l_i (weights w_i already applied), shape
-    [B]; `probabilities_and_targets(labels, logits)` returns [B, C] probabilities and 0/1
-    targets for the metrics. The model maps features to logits.
+    `loss_terms` are the task's `LossTerm`s; `evaluation` is its `Evaluation`. The model
+    maps features to logits.
     """
 
-    def __init__(
-        self,
-        *,
-        model,
-        optimizer,
-        backend: Backend,
-        per_example_loss: Callable,
-        probabilities_and_targets: Callable,
-        num_outputs: int,
-        options: StepOptions,
-    ):
+    def __init__(self, *, model, optimizer, backend: Backend, loss_terms, evaluation, options):
         self.model = model
         self.optimizer = optimizer
         self.backend = backend
-        self.per_example_loss = per_example_loss
-        self.probabilities_and_targets = probabilities_and_targets
-        self.num_outputs = num_outputs
+        self.terms = LocalTerms(tuple(loss_terms))
+        self.evaluation = evaluation
         self.options = options
+        if options.allreduce not in ALLREDUCE_MODES:
+            raise ValueError(
+                f"allreduce must be one of {ALLREDUCE_MODES}; got {options.allreduce!r}"
+            )
+        if options.allreduce == "single" and len(self.terms.terms) != 1:
+            raise ValueError(
+                f'allreduce="single" sums one loss term; this task has {len(self.terms.terms)} '
+                f'({", ".join(self.terms.names)}): use "overlap"'
+            )
+        if options.compression not in allreduce.COMPRESSIONS:
+            raise ValueError(
+                f"compression must be one of {', '.join(allreduce.COMPRESSIONS)}; "
+                f"got {options.compression!r}"
+            )
         # What XLA compiles (docs/benchmarks.md, "XLA cluster boundaries"):
         # - one replica, no collective in the step (a tf.distribute strategy with one
         #   replica in sync): the whole update from the batch on, padding and optimizer
@@ -91,15 +115,14 @@ class TrainStep:
         # - several replicas, or Horovod: only the forward and backward pass. Collectives
         #   stay outside XLA, and MirroredStrategy's variable update (a merge_call that
         #   writes every device's copy) cannot be compiled on one device.
-        # Without XLA the model and loss are inlined in the step (a nested function call
-        # costs ~5% of a small step).
         self.whole_step_compiled = options.jit_compile and _single_replica_without_collective(
             backend
         )
-        self._forward_backward = (
-            tf.function(self._local_forward_backward, jit_compile=True)
-            if options.jit_compile and not self.whole_step_compiled
-            else self._local_forward_backward
+        compile_gradients = options.jit_compile and not self.whole_step_compiled
+        self._gradients = (
+            tf.function(self._local_gradients, jit_compile=True)
+            if compile_gradients
+            else self._local_gradients
         )
         self._update = (
             tf.function(self._padded_update, jit_compile=True)
@@ -119,11 +142,10 @@ class TrainStep:
         `per_replica_batch_size` rows with `valid` = 0 keeps every shape static (one
         XLA compilation) and never hands a layer an empty batch (oneDNN's Conv2D returns
         a wrong shape for [0, H, W, C]). Padding rows add nothing to the loss, the
-        count or the metrics. Layers that use batch statistics (BatchNormalization in
-        training) do see the zero rows of the one short batch per epoch.
+        counts or the metrics.
         """
         features, labels = batch
-        count = tf.shape(labels)[0]
+        count = tf.shape(tf.nest.flatten(labels)[0])[0]
         size = self.options.per_replica_batch_size
         if size is None:
             return features, labels, tf.ones([count], tf.float32)
@@ -134,66 +156,103 @@ class TrainStep:
             return tf.ensure_shape(padded, [size, *tensor.shape[1:]])
 
         valid = tf.sequence_mask(count, size, dtype=tf.float32)
-        return tf.nest.map_structure(pad, features), pad(labels), valid
+        return tf.nest.map_structure(pad, features), tf.nest.map_structure(pad, labels), valid
 
-    def _local_forward_backward(self, features, labels, valid):
-        """(m_r, grad m_r, grad reg); grad reg is None without regularisation losses."""
-        variables = self.model.trainable_variables
-        with tf.GradientTape(persistent=True) as tape:
+    def _objective(self, features, labels, valid, denominators):
+        """(J_r without regularisation, the differentiated objective, tape)."""
+        with tf.GradientTape() as tape:
             logits = tf.cast(self.model(features, training=True), tf.float32)
-            per_example = _masked(self.per_example_loss(labels, logits), valid)
-            local_mean = tf.math.divide_no_nan(tf.reduce_sum(per_example), tf.reduce_sum(valid))
-            regularization = tf.add_n(self.model.losses) if self.model.losses else None
-            scaled_mean, scaled_regularization = local_mean, regularization
+            sums, counts = self.terms.sums_and_counts(labels, logits, valid)
+            if denominators is None:  # "single": the local mean of the one term
+                data = tf.math.divide_no_nan(sums[0], counts[0])
+            else:
+                data = global_mean.share(sums, denominators, self.terms.weights)
+            objective = data
+            if denominators is not None and self.model.losses:
+                # Summed over R replicas, reg / R counts once ("single" adds grad reg later).
+                objective += tf.add_n(self.model.losses) / self.backend.num_replicas_in_sync
             if self.options.mixed_precision:
-                scaled_mean = self.optimizer.scale_loss(local_mean)
-                if regularization is not None:
-                    scaled_regularization = self.optimizer.scale_loss(regularization)
-        gradients = tape.gradient(scaled_mean, variables)
-        regularization_gradients = (
-            tape.gradient(scaled_regularization, variables) if regularization is not None else None
-        )
-        del tape
-        return local_mean, gradients, regularization_gradients
+                objective = self.optimizer.scale_loss(objective)
+        return data, counts, objective, tape
+
+    def _local_gradients(self, features, labels, valid, denominators):
+        variables = self.model.trainable_variables
+        data, counts, objective, tape = self._objective(features, labels, valid, denominators)
+        return data, counts, tape.gradient(objective, variables)
+
+    def _regularization_gradients(self):
+        if not self.model.losses:
+            return None
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            regularization = tf.add_n(self.model.losses)
+            if self.options.mixed_precision:
+                regularization = self.optimizer.scale_loss(regularization)
+        return tape.gradient(regularization, variables)
 
     # --- one replica's part of a global step -----------------------------------------
-    def _replica_step(self, batch):
-        return self._update(batch)
+    def _replica_step(self, batch, token):
+        return self._update(batch, token)
 
-    def _padded_update(self, batch):
+    def _padded_update(self, batch, token):
         # With the whole update compiled (one replica), the padding is compiled with it:
         # XLA sees the batch's real shape, so a full batch pads nothing and its mask is a
         # constant, where a dozen ops around each launch cost ~70 µs of a ~650 µs MLP
         # step (docs/benchmarks.md). The epoch's short batch compiles once more, once.
-        # Otherwise only the forward and backward pass can be compiled and the padded
-        # shape is what keeps it to one compilation.
-        return self._local_update(*self._padded(batch))
+        features, labels, valid = self._padded(batch)
+        if self.options.allreduce == "single":
+            return self._single_update(features, labels, valid)
+        return self._overlapped_update(features, labels, valid, token)
 
-    def _local_update(self, features, labels, valid):
-        local_count = tf.reduce_sum(valid)
-        local_mean, gradients, regularization_gradients = self._forward_backward(
-            features, labels, valid
+    def _overlapped_update(self, features, labels, valid, token):
+        # Distribution: C_k, the counts' collective, ordered after iteration k-1's
+        # buckets by `token` (the module docstring's argument).
+        with tf.control_dependencies([token]):
+            local_counts = self.terms.counts(labels, valid)
+        denominators = global_mean.denominators(
+            local_counts, self.backend.all_reduce_sum, self.terms.floors
         )
-        # Distribution: the step's one SUM all-reduce carries the gradients, the example
-        # count G and the loss; grad (sum_i w_i l_i / G) = (sum_r n_r grad m_r) / G.
+        data, _, gradients = self._gradients(features, labels, valid, denominators)
+        # Distribution: one SUM collective per bucket, started as each is computed.
+        gradients, (loss,) = allreduce.all_reduce_in_buckets(
+            self.backend,
+            gradients,
+            bucket_bytes=self.options.bucket_bytes,
+            compression=self.options.compression,
+            extra=(data,),
+        )
+        return loss, self._apply(gradients)
+
+    def _single_update(self, features, labels, valid):
+        local_mean, counts, gradients = self._gradients(features, labels, valid, None)
+        local_count = counts[0]
+        # Distribution: the step's one SUM all-reduce carries the gradients, the count n_r
+        # and the loss; grad (sum_i l_i / D) = (sum_r n_r grad m_r) / D.
         *gradients, global_count, loss_sum = self.backend.aggregate_gradients(
             [*(g * local_count for g in gradients), local_count, local_mean * local_count]
         )
-        gradients = [tf.math.divide_no_nan(g, global_count) for g in gradients]
+        term = self.terms.terms[0]
+        denominator = tf.maximum(global_count, term.floor) if term.floor else global_count
+        scale = tf.math.divide_no_nan(tf.constant(term.weight, tf.float32), denominator)
+        gradients = [g * scale for g in gradients]
+        regularization_gradients = self._regularization_gradients()
         if regularization_gradients is not None:
             gradients = [
                 g + r if r is not None else g
                 for g, r in zip(gradients, regularization_gradients, strict=True)
             ]
-        loss = tf.math.divide_no_nan(loss_sum, global_count)
+        return loss_sum * scale, self._apply(gradients)
+
+    def _apply(self, gradients):
         norm = tf.linalg.global_norm(gradients)
         if self.options.clip_global_norm:
             gradients, _ = tf.clip_by_global_norm(
                 gradients, self.options.clip_global_norm, use_norm=norm
             )
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=True))
-        return loss, norm
+        return norm
 
+    # --- the loops ---------------------------------------------------------------------
     def train_loop(self, iterator, num_steps):
         """Runs `num_steps` (>= 1) global steps; returns their losses [num_steps] and the
         last norm. A call of one step has nothing to overlap and runs without the loop
@@ -203,7 +262,7 @@ class TrainStep:
         return self._loop(iterator, num_steps)
 
     def _train_loop_one_step(self, iterator):
-        loss, norm = self.backend.run(self._replica_step, args=(next(iterator),))
+        loss, norm = self.backend.run(self._replica_step, args=(next(iterator), tf.constant(0.0)))
         local = self.backend.local_results
         return tf.reshape(local(loss)[0], [1]), local(norm)[0]
 
@@ -219,7 +278,8 @@ class TrainStep:
         """
 
         def body(i, batch, step_losses, norm):
-            loss, norm = self.backend.run(self._replica_step, args=(batch,))
+            # `norm` (iteration i-1's) orders this iteration's first collective.
+            loss, norm = self.backend.run(self._replica_step, args=(batch, norm))
             following = tf.cond(i + 1 < num_steps, lambda: next(iterator), lambda: batch)
             # The loss and norm came back from the all-reduce: every replica holds the
             # global value, so the first local one is read, with no further collective.
@@ -245,37 +305,41 @@ class TrainStep:
     def _eval_replica(self, batch):
         features, labels, valid = self._padded(batch)
         logits = tf.cast(self.model(features, training=False), tf.float32)
-        per_example = _masked(self.per_example_loss(labels, logits), valid)
-        probabilities, targets = self.probabilities_and_targets(labels, logits)
-        positives, negatives = metrics_lib.bucket_counts(probabilities, targets, weights=valid)
-        count = tf.reduce_sum(valid)
-        # One flat vector, so one collective per eval step (several concurrent Horovod
-        # all-reduces in one graph were seen to stall on 2 cores).
+        sums, counts = self.terms.sums_and_counts(labels, logits, valid)
+        statistics = tf.cast(self.evaluation.statistics(labels, logits, valid), tf.float64)
+        # One flat float64 vector, so one collective per eval step (several concurrent
+        # Horovod all-reduces in one graph were seen to stall on 2 cores), exact counts.
         return tf.concat(
             [
-                tf.reshape(positives, [-1]),
-                tf.reshape(negatives, [-1]),
-                [tf.reduce_sum(per_example), count],
+                statistics,
+                tf.cast(sums, tf.float64),
+                tf.cast(counts, tf.float64),
+                tf.cast([tf.reduce_sum(valid)], tf.float64),
             ],
             axis=0,
         )
 
     def _eval_step(self, batch):
-        """[positives buckets, negatives buckets, loss sum, count], summed over replicas."""
+        """[evaluation statistics, term sums, term counts, rows], summed over replicas."""
         return self.backend.reduce_sum(self.backend.run(self._eval_replica, args=(batch,)))
 
     @property
     def eval_vector_size(self) -> int:
         """Length of the vector `eval_step` returns."""
-        return 2 * self.num_outputs * metrics_lib.NUM_BUCKETS + 2
+        return self.evaluation.size + 2 * len(self.terms.terms) + 1
+
+    def split_eval_totals(self, totals):
+        """(evaluation statistics, eval loss, rows) from the summed eval vectors."""
+        size, count = self.evaluation.size, len(self.terms.terms)
+        sums, counts = totals[size : size + count], totals[size + count : size + 2 * count]
+        loss = 0.0
+        for term, s, n in zip(self.terms.terms, sums, counts, strict=True):
+            denominator = max(n, term.floor)
+            loss += term.weight * s / denominator if denominator > 0 else 0.0
+        return totals[:size], loss, totals[-1]
 
 
 def _single_replica_without_collective(backend: Backend) -> bool:
     """True for a tf.distribute strategy with one replica in sync: its all-reduces are
     the identity (no collective op is built), so the whole step can be one XLA cluster."""
     return isinstance(backend, StrategyBackend) and backend.num_replicas_in_sync == 1
-
-
-def _masked(per_example, valid):
-    # tf.where, not a product: a padding row whose loss is inf or NaN still adds 0.
-    return tf.where(valid > 0, per_example, tf.zeros_like(per_example))

@@ -5,8 +5,8 @@ it runs on. One run is one continuous record across restarts: a process that res
 from the checkpoint of step S first writes a SessionLog START event at step S + 1, which
 tells TensorBoard to drop what a killed process wrote for steps > S (the summaries of
 steps <= S are flushed before ckpt-S is saved, see `open`). PR curves use the pr_curve
-plugin's metadata with `tf.summary.write` (its own summary ops are TF1 only); bucketed
-probability histograms use the histogram plugin's [k, 3] (left, right, count) layout.
+plugin's metadata with `tf.summary.write` (its own summary ops are TF1 only), which
+`tensor` writes for a task's evaluation (tasks/bucket_metrics.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ import time
 import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2
-from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.hparams import api as hparams_api
-from tensorboard.plugins.pr_curve import metadata as pr_curve_metadata
-
-from focal_dist.training import metrics as metrics_lib
 
 
 class SummaryWriter:
@@ -73,32 +69,17 @@ class SummaryWriter:
             with self._writer.as_default():
                 hparams_api.hparams(flat_config)
 
-    def evaluation(self, positives: np.ndarray, negatives: np.ndarray, step: int, tag: str):
-        """Histograms of predicted probability for positives and negatives, PR curves."""
-        if self._writer is None:
-            return
-        with self._writer.as_default(step=step):
-            for c in range(positives.shape[0]):
-                suffix = "" if positives.shape[0] == 1 else f"/class_{c}"
-                for name, counts in (("positives", positives[c]), ("negatives", negatives[c])):
-                    tf.summary.write(
-                        f"{tag}/probability_{name}{suffix}",
-                        _histogram_tensor(counts),
-                        metadata=histogram_metadata.create_summary_metadata(
-                            display_name=f"predicted probability of {name}{suffix}",
-                            description="",
-                        ),
-                    )
-                num_thresholds = 101
-                tf.summary.write(
-                    f"{tag}/pr_curve{suffix}",
-                    metrics_lib.pr_curve_tensor(positives[c], negatives[c], num_thresholds),
-                    metadata=pr_curve_metadata.create_summary_metadata(
-                        display_name=f"PR curve{suffix}",
-                        description="",
-                        num_thresholds=num_thresholds,
-                    ),
-                )
+    def tensor(self, tag: str, value, metadata, step: int) -> None:
+        """A summary tensor with a plugin's metadata (PR curves, histograms)."""
+        if self._writer is not None:
+            with self._writer.as_default(step=step):
+                tf.summary.write(tag, value, metadata=metadata)
+
+    def image(self, tag: str, image, step: int, description: str = "") -> None:
+        """One uint8 [H, W, 3] image."""
+        if self._writer is not None:
+            with self._writer.as_default(step=step):
+                tf.summary.image(tag, np.asarray(image)[None], step=step, description=description)
 
     def flush(self) -> None:
         if self._writer is not None:
@@ -108,13 +89,6 @@ class SummaryWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-
-def _histogram_tensor(counts: np.ndarray, num_bins: int = 50) -> np.ndarray:
-    """[num_bins, 3] (left edge, right edge, count) from fine bucket counts."""
-    merged = counts.reshape(num_bins, -1).sum(axis=1)
-    edges = np.linspace(0.0, 1.0, num_bins + 1)
-    return np.stack([edges[:-1], edges[1:], merged], axis=1).astype(np.float64)
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

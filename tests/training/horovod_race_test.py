@@ -7,6 +7,10 @@ in about 1 of 3 launches of this shape: a small fast model, 10 steps per call, s
 thousand steps. The race is per call, so three launches of 4,000 steps (1,200 calls,
 more than the ten launches of 1,000 steps this test first made) must all pass and
 train; fewer launches save seven start-ups (about 85 s of the suite).
+
+The overlapped step issues several collectives per step (the counts before the forward
+pass, then one per gradient bucket): two more launches run it with one bucket per
+variable and 20 steps per call, the shape most exposed to an unordered collective.
 """
 
 import numpy as np
@@ -32,9 +36,27 @@ FAST_MANY_STEPS = {
 }
 
 
+OVERLAPPED = {
+    **FAST_MANY_STEPS,
+    "train.steps_per_loop": 20,
+    "train.allreduce": "overlap",
+    "train.allreduce_bucket_mb": 1e-6,
+}
+
+
 @pytest.mark.parametrize("launch", range(3))
 def test_horovod_with_ten_steps_per_call_finishes_every_launch(launch, tmp_path):
     result = runs.run(runs.train_command("horovod", tmp_path, FAST_MANY_STEPS), check=False)
+    _assert_finished(result, tmp_path)
+
+
+@pytest.mark.parametrize("launch", range(2))
+def test_horovod_overlapped_with_twenty_steps_per_call_finishes_every_launch(launch, tmp_path):
+    result = runs.run(runs.train_command("horovod", tmp_path, OVERLAPPED), check=False)
+    _assert_finished(result, tmp_path)
+
+
+def _assert_finished(result, tmp_path):
     assert "same name as another tensor" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == 0, result.stderr[-3000:]
     summary = runs.summary(tmp_path)

@@ -3,14 +3,17 @@
 
 import types
 
-from focal_dist.training.trainer import _steps_in_next_call
+from focal_dist.training.actions import next_multiple
+from focal_dist.training.controller import steps_in_next_call
 
 
 def _schedule(**train):
     train = types.SimpleNamespace(**train)
     step, calls = 0, []
     while step < train.steps:
-        step += _steps_in_next_call(step, train)
+        boundaries = [*next_multiple(train.checkpoint_every, step)]
+        boundaries += next_multiple(train.eval_every, step)
+        step += steps_in_next_call(step, train.steps, train.steps_per_loop, boundaries)
         calls.append(step)
     return calls
 

@@ -156,7 +156,7 @@ def test_after_a_divergence_a_smaller_learning_rate_resumes_from_the_last_good_c
 def test_weights_that_become_non_finite_stop_the_run_before_they_are_checkpointed(tmp_path):
     from focal_dist.configs import default
     from focal_dist.distribute import get_backend
-    from focal_dist.training.task import ClassificationTask
+    from focal_dist.tasks.classification import ClassificationTask
     from focal_dist.training.trainer import NonFiniteWeightsError, Trainer
 
     config = default.get_config()
@@ -167,7 +167,12 @@ def test_weights_that_become_non_finite_stop_the_run_before_they_are_checkpointe
         for part in path:
             node = node[part]
         node[name] = (16,) if name == "hidden_units" else value
-    trainer = Trainer(config, ClassificationTask(config), get_backend("default"), str(tmp_path))
+    trainer = Trainer(
+        config=config,
+        task=ClassificationTask(config),
+        backend=get_backend("default"),
+        workdir=str(tmp_path),
+    )
     # A NaN in one Adam second-moment slot: the loss of step 1 (computed before the
     # update) is finite, the updated weight is not. Only the weight check sees it.
     slot = next(v for v in trainer.optimizer.variables if "velocity" in v.path)

@@ -13,6 +13,8 @@ import tensorflow as tf
 from focal_dist import losses
 from focal_dist.data import pipeline
 from focal_dist.distribute import get_backend
+from focal_dist.tasks import LossTerm
+from focal_dist.tasks.bucket_metrics import BucketEvaluation
 from focal_dist.training.step import StepOptions, TrainStep
 
 GLOBAL_BATCH = 16
@@ -43,7 +45,15 @@ def _per_example_loss(labels, logits):
     return losses.binary_focal_crossentropy(labels, logits, gamma=2.0, from_logits=True)
 
 
-def _step(backend, jit_compile):
+def _task_parts():
+    """The loss terms and evaluation of a binary task with `_per_example_loss`."""
+    return {
+        "loss_terms": (LossTerm("loss", _per_example_loss),),
+        "evaluation": BucketEvaluation(1, lambda labels, logits: (tf.sigmoid(logits), labels)),
+    }
+
+
+def _step(backend, jit_compile, allreduce="single"):
     with backend.scope():
         model = _conv_model()
         optimizer = keras.optimizers.SGD(0.5)
@@ -53,18 +63,19 @@ def _step(backend, jit_compile):
         model=model,
         optimizer=optimizer,
         backend=backend,
-        per_example_loss=_per_example_loss,
-        probabilities_and_targets=lambda labels, logits: (tf.sigmoid(logits), labels),
-        num_outputs=1,
+        **_task_parts(),
         options=StepOptions(
             per_replica_batch_size=GLOBAL_BATCH // backend.num_replicas_in_sync,
             jit_compile=jit_compile,
+            allreduce=allreduce,
+            # Overlapped: one bucket per variable (every bucket a collective of its own).
+            bucket_bytes=1,
         ),
     )
 
 
-def _train(backend, steps, jit_compile=False):
-    step = _step(backend, jit_compile)
+def _train(backend, steps, jit_compile=False, allreduce="single"):
+    step = _step(backend, jit_compile, allreduce)
     model = step.model
 
     def dataset_fn(info, repeat=True):
@@ -85,13 +96,16 @@ def single_device():
     return _train(get_backend("default"), steps=8)
 
 
+@pytest.mark.parametrize("allreduce", ["single", "overlap"])
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["eager-graph", "xla"])
 def test_conv_model_on_4_replicas_with_empty_replica_batches_matches_one_device(
-    single_device, jit_compile
+    single_device, jit_compile, allreduce
 ):
     mirrored = get_backend("mirrored", num_cpu_devices=4)
     # Steps 4 and 8 are the short batch of 5: replicas get 4, 1, 0, 0 examples.
-    step_losses, weights, totals = _train(mirrored, steps=8, jit_compile=jit_compile)
+    step_losses, weights, totals = _train(
+        mirrored, steps=8, jit_compile=jit_compile, allreduce=allreduce
+    )
     reference_losses, reference_weights, reference_totals = single_device
     np.testing.assert_allclose(step_losses, reference_losses, rtol=1e-5)
     for ours, reference in zip(weights, reference_weights, strict=True):
@@ -113,9 +127,7 @@ def test_one_replica_xla_compiles_the_whole_update_and_matches_graph_mode(single
         model=model,
         optimizer=optimizer,
         backend=backend,
-        per_example_loss=_per_example_loss,
-        probabilities_and_targets=lambda labels, logits: (tf.sigmoid(logits), labels),
-        num_outputs=1,
+        **_task_parts(),
         options=StepOptions(per_replica_batch_size=GLOBAL_BATCH, jit_compile=True),
     )
     assert step.whole_step_compiled
@@ -123,9 +135,7 @@ def test_one_replica_xla_compiles_the_whole_update_and_matches_graph_mode(single
         model=model,
         optimizer=optimizer,
         backend=get_backend("mirrored", num_cpu_devices=4),
-        per_example_loss=_per_example_loss,
-        probabilities_and_targets=lambda labels, logits: (tf.sigmoid(logits), labels),
-        num_outputs=1,
+        **_task_parts(),
         options=StepOptions(per_replica_batch_size=GLOBAL_BATCH // 4, jit_compile=True),
     ).whole_step_compiled
     step_losses, weights, totals = _train(backend, steps=8, jit_compile=True)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from focal_dist.data import pipeline
 from focal_dist.distribute import InputInfo
-from focal_dist.training.base_task import Task
+from focal_dist.tasks.base import Task
 
 LABEL_MODES = ("binary", "multi_label", "sparse")
 

@@ -15,9 +15,41 @@ from focal_dist import losses, models
 from focal_dist.data import images, pipeline, sources
 from focal_dist.data.synthetic import SyntheticTask, synthetic_dataset
 from focal_dist.distribute import Backend, InputInfo
-from focal_dist.training.base_task import Task, TaskReport
+from focal_dist.tasks.base import Task, TaskReport
 
-LOSSES = ("focal", "bce", "ce")
+
+def _focal(task, labels, logits, *, focal=True):
+    loss = task.config.loss
+    gamma = loss.gamma if focal else 0.0
+    if task.name == "multiclass":
+        return losses.sparse_categorical_focal_crossentropy(
+            labels,
+            logits,
+            gamma=gamma,
+            alpha=loss.alpha if focal else 1.0,
+            from_logits=True,
+            class_weight=task.class_weight,
+        )
+    return losses.binary_focal_crossentropy(
+        labels,
+        logits,
+        gamma=gamma,
+        alpha=loss.alpha,
+        apply_class_balancing=focal and loss.apply_class_balancing,
+        from_logits=True,
+        label_smoothing=loss.label_smoothing,
+        class_weight=task.class_weight,
+    )
+
+
+def _cross_entropy(task, labels, logits):
+    # Cross-entropy is focal loss with gamma = 0 and no alpha balancing.
+    return _focal(task, labels, logits, focal=False)
+
+
+# loss.name -> (task, labels, logits) -> per-example losses [B]; bce for binary and
+# multi-label, ce for multiclass (config_check says which name fits which task).
+LOSSES = {"focal": _focal, "bce": _cross_entropy, "ce": _cross_entropy}
 
 
 class ClassificationTask(Task):
@@ -283,28 +315,8 @@ class ClassificationTask(Task):
         )
 
     def per_example_loss(self, labels, logits):
-        loss = self.config.loss
-        focal = loss.name == "focal"
-        gamma = loss.gamma if focal else 0.0
-        if self.name == "multiclass":
-            return losses.sparse_categorical_focal_crossentropy(
-                labels,
-                logits,
-                gamma=gamma,
-                alpha=loss.alpha if focal else 1.0,
-                from_logits=True,
-                class_weight=self.class_weight,
-            )
-        return losses.binary_focal_crossentropy(
-            labels,
-            logits,
-            gamma=gamma,
-            alpha=loss.alpha,
-            apply_class_balancing=focal and loss.apply_class_balancing,
-            from_logits=True,
-            label_smoothing=loss.label_smoothing,
-            class_weight=self.class_weight,
-        )
+        """`LOSSES[loss.name]` with the class weights counted in `prepare`."""
+        return LOSSES[self.config.loss.name](self, labels, logits)
 
     def probabilities_and_targets(self, labels, logits):
         """[B, C] probabilities and 0/1 targets for the metrics (one-vs-rest if multiclass)."""

@@ -9,8 +9,14 @@ the counts; ties within a bucket are resolved as equal scores.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.histogram import metadata as histogram_metadata
+from tensorboard.plugins.pr_curve import metadata as pr_curve_metadata
+
+from focal_dist.tasks.base import Evaluation
 
 NUM_BUCKETS = 1000
 
@@ -102,3 +108,63 @@ def pr_curve_tensor(positives: np.ndarray, negatives: np.ndarray, num_thresholds
     precision = np.divide(tp, tp + fp, out=np.ones_like(tp, dtype=float), where=(tp + fp) > 0)
     recall = np.divide(tp, tp + fn, out=np.zeros_like(tp, dtype=float), where=(tp + fn) > 0)
     return np.stack([tp, fp, tn, fn, precision, recall]).astype(np.float32)
+
+
+class BucketEvaluation(Evaluation):
+    """Classification metrics from bucket counts of predicted probability.
+
+    Statistics: [positives buckets [C, T], negatives buckets [C, T]] flattened, from
+    `probabilities_and_targets(labels, logits)` ([B, C] probabilities and 0/1 targets).
+    """
+
+    def __init__(self, num_outputs: int, probabilities_and_targets: Callable):
+        self.num_outputs = num_outputs
+        self.probabilities_and_targets = probabilities_and_targets
+        self.size = 2 * num_outputs * NUM_BUCKETS
+
+    def statistics(self, labels, logits, valid):
+        probabilities, targets = self.probabilities_and_targets(labels, logits)
+        positives, negatives = bucket_counts(probabilities, targets, weights=valid)
+        return tf.concat([tf.reshape(positives, [-1]), tf.reshape(negatives, [-1])], axis=0)
+
+    def _split(self, totals: np.ndarray):
+        return np.asarray(totals).reshape(2, self.num_outputs, NUM_BUCKETS)
+
+    def metrics(self, totals):
+        positives, negatives = self._split(totals)
+        return summarize(positives, negatives)
+
+    def log_line(self, metrics):
+        return " ".join(f"{k} {metrics[k]:.4f}" for k in ("pr_auc", "roc_auc", "f1"))
+
+    def write(self, summaries, totals, step):
+        """Histograms of predicted probability for positives and negatives, PR curves."""
+        positives, negatives = self._split(totals)
+        for c in range(self.num_outputs):
+            suffix = "" if self.num_outputs == 1 else f"/class_{c}"
+            for name, counts in (("positives", positives[c]), ("negatives", negatives[c])):
+                summaries.tensor(
+                    f"eval/probability_{name}{suffix}",
+                    histogram_tensor(counts),
+                    histogram_metadata.create_summary_metadata(
+                        display_name=f"predicted probability of {name}{suffix}", description=""
+                    ),
+                    step,
+                )
+            num_thresholds = 101
+            summaries.tensor(
+                f"eval/pr_curve{suffix}",
+                pr_curve_tensor(positives[c], negatives[c], num_thresholds),
+                pr_curve_metadata.create_summary_metadata(
+                    display_name=f"PR curve{suffix}", description="", num_thresholds=num_thresholds
+                ),
+                step,
+            )
+
+
+def histogram_tensor(counts: np.ndarray, num_bins: int = 50) -> np.ndarray:
+    """[num_bins, 3] (left edge, right edge, count) from fine bucket counts, the histogram
+    plugin's layout."""
+    merged = counts.reshape(num_bins, -1).sum(axis=1)
+    edges = np.linspace(0.0, 1.0, num_bins + 1)
+    return np.stack([edges[:-1], edges[1:], merged], axis=1).astype(np.float64)
