@@ -33,6 +33,12 @@ flags.DEFINE_enum(
     "distribution", "default", ["default", "mirrored", "multiworker", "horovod"], "Backend."
 )
 flags.DEFINE_integer("num_cpu_devices", None, "mirrored: split the CPU into N devices.")
+flags.DEFINE_list(
+    "allow_config_change",
+    [],
+    "Config fields whose change from the work dir's recorded config.json is accepted "
+    "(and recorded in summary.json's segments) instead of refused.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 # 128 + SIGTERM, what a shell reports for a process killed by SIGTERM: Kubernetes job
@@ -48,26 +54,25 @@ def main(argv):
     options = {"num_cpu_devices": FLAGS.num_cpu_devices} if FLAGS.distribution == "mirrored" else {}
     backend = get_backend(FLAGS.distribution, **options)
 
-    from focal_dist.data.files import DataError
+    from focal_dist import _cli
     from focal_dist.tasks import get_task
     from focal_dist.training.api import run
-    from focal_dist.training.config_check import ConfigError, validate_config
+    from focal_dist.training.config_check import validate_config
 
     config = FLAGS.config
-    # Before anything is written: a bad value must not leave a half-made work dir. The
-    # message lists every bad field; a traceback around it would only hide it.
+    # Before anything is written: a bad value or a config the work dir's run was not
+    # trained with must not leave a half-made work dir.
     try:
         validate_config(config, num_replicas=backend.num_replicas_in_sync)
-    except ConfigError as error:
-        logging.error("%s", error)
-        sys.stdout.flush()
-        return 1
-    try:
-        summary = run(get_task(config), config=config, backend=backend, workdir=FLAGS.workdir)
-    except DataError as error:
-        logging.error("%s", error)
-        sys.stdout.flush()
-        return 1
+        summary = run(
+            get_task(config),
+            config=config,
+            backend=backend,
+            workdir=FLAGS.workdir,
+            allow_config_change=FLAGS.allow_config_change,
+        )
+    except _cli.user_errors() as error:
+        return _cli.report(error)
     if summary["preempted"]:
         if backend.is_chief:
             logging.warning(

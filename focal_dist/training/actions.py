@@ -159,6 +159,7 @@ class Checkpoint(Action):
         self.every = every
         self.step_losses = [loss for record in history for loss in record.losses]
         self.unsaved: list[float] = []  # Losses of the steps after the last checkpoint.
+        self.saved_step = history[-1].step if history else 0
 
     def boundaries(self, step):
         return next_multiple(self.every, step)
@@ -191,6 +192,7 @@ class Checkpoint(Action):
             logging.info("saved checkpoint %s", path)
         self.step_losses += self.unsaved
         self.unsaved = []
+        self.saved_step = step
 
     def diverged(self, error_class, what: str, losses: list[float]) -> Exception:
         """The error to raise; the chief quarantines checkpoints saved after it began."""

@@ -25,6 +25,7 @@ def train_task(
     workdir: str,
     config=None,
     distribution: str | Backend = "default",
+    allow_config_change=(),
     **backend_options,
 ) -> dict:
     """Trains `task` (a `focal_dist.training.Task`) and returns the run's summary.
@@ -38,6 +39,8 @@ def train_task(
       distribution: "default", "mirrored", "multiworker", "horovod" or a Backend.
         Build it (or call this) before running any TensorFlow op when asking for
         logical CPU devices (`num_cpu_devices`).
+      allow_config_change: config fields whose change from the work dir's recorded
+        config is accepted (and recorded) instead of refused (training/run_record.py).
       **backend_options: `num_cpu_devices` (mirrored), `communication` (multiworker).
 
     Returns:
@@ -59,15 +62,24 @@ def train_task(
     from focal_dist.training.config_check import validate_config
 
     validate_config(config, num_replicas=backend.num_replicas_in_sync, training_only=True)
-    return run(task, config=config, backend=backend, workdir=workdir)
+    return run(
+        task,
+        config=config,
+        backend=backend,
+        workdir=workdir,
+        allow_config_change=allow_config_change,
+    )
 
 
-def run(task, *, config, backend: Backend, workdir: str) -> dict:
-    """Seeds, creates the work dir and trains; the config is already validated."""
+def run(task, *, config, backend: Backend, workdir: str, allow_config_change=()) -> dict:
+    """Checks the config against the work dir's, seeds and trains; the config is already
+    validated. Raises run_record.ConfigChangedError before anything is written."""
     import tensorflow as tf
 
+    from focal_dist.training import run_record
     from focal_dist.training.trainer import Trainer
 
+    accepted = run_record.check_config(backend, workdir, config, allow_config_change)
     tf.random.set_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -81,7 +93,14 @@ def run(task, *, config, backend: Backend, workdir: str) -> dict:
             config,
         )
     try:
-        return Trainer(config=config, task=task, backend=backend, workdir=workdir).train()
+        trainer = Trainer(
+            config=config,
+            task=task,
+            backend=backend,
+            workdir=workdir,
+            accepted_changes=accepted,
+        )
+        return trainer.train()
     except tf.errors.InvalidArgumentError as error:
         # The data checks fail inside tf.data with their message between TF's own
         # lines; say only what is wrong with which file, column and row.

@@ -21,6 +21,7 @@ finite; those that do not are logged with their path and the error and moved to 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -36,6 +37,10 @@ from focal_dist.training.divergence import Record, diverged_checkpoints
 HISTORY = "history.jsonl"
 STATE = "checkpoint"
 _INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk); the previous one is intact."""
 
 
 class CheckpointMismatchError(ValueError):
@@ -201,10 +206,22 @@ class CheckpointStore:
                 self.checkpoint.write(os.path.join(self.scratch_directory, "ckpt"))
                 shutil.rmtree(self.scratch_directory, ignore_errors=True)
             return ""
-        tf.io.gfile.makedirs(self.directory)
-        path = self.checkpoint.write(self.prefix(step))
         record = Record(step, tuple(float(v) for v in losses), eval_metrics)
-        atomic_files.append_line(os.path.join(self.directory, HISTORY), record.to_json())
+        previous = self.steps()
+        try:
+            tf.io.gfile.makedirs(self.directory)
+            path = self.checkpoint.write(self.prefix(step))
+            atomic_files.append_line(os.path.join(self.directory, HISTORY), record.to_json())
+        except (tf.errors.OpError, OSError) as error:
+            if "No space left" not in str(error) and getattr(error, "errno", None) != errno.ENOSPC:
+                raise
+            last = f"{self.prefix(previous[-1])}" if previous else "none (the run restarts)"
+            raise CheckpointWriteError(
+                f"no space left on the device of {self.directory} while saving checkpoint "
+                f"{step}; the last good checkpoint is {last}. Free space (or use a --workdir "
+                "on a larger volume) and rerun the same command: it resumes from it and "
+                "removes the half-written one"
+            ) from None
         stale = self.steps()[: -self.keep]
         for old in stale:
             for name in tf.io.gfile.glob(self.prefix(old) + ".*"):

@@ -45,6 +45,23 @@ def write_run_info(summaries: SummaryWriter, config, backend, task) -> None:
         summaries.text(report.name, markdown_table(report.header, report.rows))
 
 
+def write_segments(summaries: SummaryWriter, segments: list[dict], step: int) -> None:
+    """The run's segments so far as a TensorBoard text table (at each process's start)."""
+    header = ["segment", "from step", "to step", "saved", "ended", "config changes"]
+    rows = [
+        [
+            number,
+            segment["start_step"],
+            segment.get("end_step", ""),
+            segment.get("saved_step", ""),
+            segment["ended"] if "end_step" in segment or number < len(segments) else "running",
+            "; ".join(f"{f}: {a!r} -> {b!r}" for f, (a, b) in segment["config_changes"].items()),
+        ]
+        for number, segment in enumerate(segments, 1)
+    ]
+    summaries.text("run/segments", markdown_table(header, rows), step=step)
+
+
 def run_summary(config, backend, step, step_losses, resumed_from, eval_metrics, preempted):
     """summary.json: `complete` once train.steps are done; a preempted run's is not.
 

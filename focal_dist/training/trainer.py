@@ -31,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 
 from focal_dist.distribute import Backend
-from focal_dist.training import actions, divergence, reporting, resume
+from focal_dist.training import actions, divergence, reporting, resume, run_record
 from focal_dist.training.checkpoints import CheckpointStore
 from focal_dist.training.controller import (
     Controller,
@@ -52,8 +52,10 @@ AUTO_OVERLAP_BYTES = 4 << 20
 class Trainer:
     """Trains `task` under `backend` as `config` says; `train()` returns the summary."""
 
-    def __init__(self, *, config, task, backend: Backend, workdir: str):
+    def __init__(self, *, config, task, backend: Backend, workdir: str, accepted_changes=None):
         self.config = config
+        self.accepted_changes = dict(accepted_changes or {})
+        self.segments = run_record.Segments(workdir, backend.is_chief)
         self.task = task
         self.backend = backend
         self.workdir = workdir
@@ -138,8 +140,13 @@ class Trainer:
         if finished is not None:
             return finished
         previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._trained_step = self._saved_step = None
         try:
             return self._train()
+        except BaseException as error:
+            if self._trained_step is not None:  # The segment started: say how it ended.
+                self.segments.end(self._trained_step, self._saved_step, type(error).__name__)
+            raise
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
             self.profiler.stop()
@@ -151,13 +158,16 @@ class Trainer:
         step = resumed_from = resume.restore(
             backend, self.checkpoints, self.model.variables + self.optimizer.variables
         )
+        self._trained_step = self._saved_step = step
+        self.segments.start(step, self.accepted_changes, backend)
         if backend.is_chief:
             reporting.write_config(self.workdir, self.config)
         history = self.checkpoints.history(step) if backend.is_chief else []
         self.summaries.open(resumed_step=step)
         if step == 0:
             reporting.write_run_info(self.summaries, self.config, backend, self.task)
-            self.summaries.flush()
+        reporting.write_segments(self.summaries, self.segments.read(), step)
+        self.summaries.flush()
         iterator = iter(
             backend.distribute_dataset(
                 lambda info: self.task.train_dataset(self._input_info(info, step)),
@@ -182,6 +192,7 @@ class Trainer:
 
         def train_call(num_steps):
             losses, norm = self.step.train_loop(iterator, tf.constant(num_steps))
+            self._trained_step += num_steps
             return [float(v) for v in losses.numpy()], float(norm)
 
         controller = Controller(
@@ -211,6 +222,9 @@ class Trainer:
         restored_eval = history[-1].eval if history and history[-1].step == step else None
         result = controller.run(step, eval_metrics=restored_eval)
         preempted = not result.last
+        self.segments.end(
+            result.step, checkpoint.saved_step, "sigterm" if preempted else "finished"
+        )
         summary = reporting.run_summary(
             self.config,
             backend,
@@ -220,6 +234,7 @@ class Trainer:
             {} if preempted else result.eval_metrics,
             preempted=preempted,
         )
+        summary["segments"] = self.segments.read()
         if backend.is_chief:
             reporting.write_summary(self.workdir, summary)
         return summary
