@@ -74,6 +74,11 @@ def _check(values, labels, label_mode: str, what: str, probabilities: bool):
         return values, labels.astype(np.int64)
     if label_mode == "binary" and labels.ndim == 1:
         labels = labels[:, None]
+    if labels.shape != (n, num_outputs) and labels.ndim == 1 and what == "probabilities":
+        raise _Invalid(
+            f"labels of shape {labels.shape} are class ids: a multi-class model decides by "
+            "the argmax of its probabilities (evaluation.evaluate_argmax), not by thresholds"
+        )
     if labels.shape != (n, num_outputs):
         raise _Invalid(
             f"{label_mode} labels must have the shape of {what}, {values.shape}; got {labels.shape}"

@@ -180,8 +180,9 @@ def choose_threshold(
     target = parse_target(target)
     backend = resolve_backend(backend)
     if target.kind == "threshold":
+        from focal_dist.serving.evaluation import evaluate_thresholds  # it imports this module
+
         width = 1 if np.ndim(probabilities) == 1 else np.shape(probabilities)[1]
-        from focal_dist.serving.evaluation import evaluate_thresholds
 
         return evaluate_thresholds(
             probabilities,

@@ -223,3 +223,8 @@ def test_probabilities_outside_zero_one_are_refused():
             backend=BACKEND,
             prevalence_weights=[1, 2],
         )
+
+
+def test_class_ids_are_sent_to_the_argmax():
+    with pytest.raises(ValueError, match=r"class ids: a multi-class model decides by the argmax"):
+        choose_threshold(np.full((3, 3), 1 / 3), np.array([0, 2, 1]), target="f1", backend=BACKEND)
