@@ -1,76 +1,23 @@
 """The SavedModel as TF Serving loads it: a fresh process with TensorFlow alone calls
 every signature; probabilities equal the Keras model plus calibration to 1e-6."""
 
-import base64
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from focal_dist.data.images import ImageOptions, decode
-from focal_dist.distribute import get_backend
-from focal_dist.serving import (
-    Calibration,
-    ExampleSpec,
-    choose_threshold,
-    export_saved_model,
-    fit_calibration,
-    write_deploy_json,
-)
+from focal_dist.serving import ExampleSpec, export_saved_model
+from tests.serving import models
 
-BACKEND = get_backend("default")
 BIN = Path(sys.executable).parent
 LOADER = Path(__file__).with_name("load_saved_model.py")
 NUM_ROWS = 64
-
-
-def _mlp(num_features, num_outputs, seed):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((num_features,))
-    hidden = keras.layers.Dense(8, activation="relu")(inputs)
-    return keras.Model(inputs, keras.layers.Dense(num_outputs)(hidden))
-
-
-def _cnn(num_classes):
-    keras.utils.set_random_seed(3)
-    inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
-
-
-def _example(**features):
-    feature = {
-        name: tf.train.Feature(float_list=tf.train.FloatList(value=np.atleast_1d(values)))
-        for name, values in features.items()
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def _b64(values):
-    return [base64.b64encode(v).decode() for v in values]
-
-
-def _fitted(model, features, label_mode, rng, **options):
-    logits = model.predict(features, verbose=0)
-    if label_mode == "sparse":
-        labels = rng.integers(0, logits.shape[1], len(logits))
-    else:
-        labels = (rng.random(logits.shape) < 1 / (1 + np.exp(-logits))).astype(float)
-    calibration = fit_calibration(logits, labels, label_mode=label_mode, backend=BACKEND, **options)
-    thresholds = None
-    if label_mode != "sparse":
-        probabilities = calibration.apply_numpy(logits)
-        thresholds = choose_threshold(
-            probabilities, labels, target="f1", backend=BACKEND
-        ).thresholds
-    return calibration, thresholds
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +29,7 @@ def exports(tmp_path_factory):
     cases, jobs = {}, []
 
     def add(name, model, features, label_mode, export_options, requests, **fit_options):
-        calibration, thresholds = _fitted(model, features, label_mode, rng, **fit_options)
+        calibration, thresholds = models.fitted(model, features, label_mode, rng, **fit_options)
         directory = str(root / name / "saved_model")
         signatures = export_saved_model(
             model,
@@ -110,26 +57,26 @@ def exports(tmp_path_factory):
                 np.save(root / f"{name}-{signature}.npy", values)
                 job["values"] = str(root / f"{name}-{signature}.npy")
             else:
-                job["b64"] = _b64(values)
+                job["b64"] = models.b64(values)
             jobs.append(job)
 
     x = rng.normal(size=(NUM_ROWS, 6)).astype(np.float32)
     add(
         "binary",
-        _mlp(6, 1, 0),
+        models.mlp(6, 1, 0),
         x,
         "binary",
         dict(features_spec=(6,), example_spec=ExampleSpec(vector_key="features", num_features=6)),
         {
             "serving_default": ("features", x),
-            "examples": ("examples", [_example(features=r) for r in x]),
+            "examples": ("examples", [models.example(features=r) for r in x]),
         },
     )
     columns = ("f0", "f1", "f2", "f3", "f4")
     x = rng.normal(size=(NUM_ROWS, 5)).astype(np.float32)
     add(
         "multi_label",
-        _mlp(5, 4, 1),
+        models.mlp(5, 4, 1),
         x,
         "multi_label",
         dict(
@@ -137,14 +84,17 @@ def exports(tmp_path_factory):
         ),
         {
             "serving_default": ("features", x),
-            "examples": ("examples", [_example(**dict(zip(columns, r, strict=True))) for r in x]),
+            "examples": (
+                "examples",
+                [models.example(**dict(zip(columns, r, strict=True))) for r in x],
+            ),
         },
         deploy_positive_rate=[0.01, 0.1, 0.2, 0.5],
     )
     x = rng.normal(size=(NUM_ROWS, 3)).astype(np.float32)
     add(
         "sparse",
-        _mlp(3, 5, 2),
+        models.mlp(3, 5, 2),
         x,
         "sparse",
         dict(features_spec=(3,)),
@@ -161,7 +111,7 @@ def exports(tmp_path_factory):
     ).numpy()
     add(
         "images",
-        _cnn(3),
+        models.cnn(3),
         x,
         "sparse",
         dict(features_spec=(16, 16, 3), image_options=options),
@@ -269,100 +219,3 @@ def test_saved_model_cli_shows_every_signature_with_its_inputs_and_outputs(expor
         "outputs['logits']",
     ):
         assert piece in text, piece
-
-
-def test_non_finite_features_fail_the_request(exports):
-    loaded = tf.saved_model.load(exports[1]["binary"]["directory"])
-    features = np.zeros((2, 6), np.float32)
-    features[1, 3] = np.nan
-    with pytest.raises(tf.errors.InvalidArgumentError, match="features must be finite"):
-        loaded.signatures["serving_default"](features=tf.constant(features))
-
-
-def test_a_new_export_replaces_the_earlier_one_whole_and_a_refused_one_leaves_it(tmp_path):
-    model = _mlp(4, 1, 5)
-    directory = tmp_path / "saved_model"
-    identity = Calibration.identity(label_mode="binary", num_outputs=1)
-    (tmp_path / "saved_model.partial").mkdir()  # left by an export killed half-way
-    export_saved_model(
-        model, calibration=identity, thresholds=[1.0], directory=str(directory), features_spec=(4,)
-    )
-    export_saved_model(
-        model, calibration=identity, thresholds=[0.0], directory=str(directory), features_spec=(4,)
-    )
-    with pytest.raises(ValueError, match=r"thresholds must be 1 value\(s\) in \[0, 1\]"):
-        export_saved_model(
-            model,
-            calibration=identity,
-            thresholds=[2.0],
-            directory=str(directory),
-            features_spec=(4,),
-        )
-    with pytest.raises(ValueError, match="the calibration has 3 output"):
-        export_saved_model(
-            model,
-            calibration=Calibration.identity(label_mode="multi_label", num_outputs=3),
-            thresholds=[0.5] * 3,
-            directory=str(directory),
-            features_spec=(4,),
-        )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
-    served = tf.saved_model.load(str(directory)).signatures["serving_default"](
-        features=tf.ones((3, 4))
-    )
-    np.testing.assert_array_equal(served["decisions"].numpy(), np.ones((3, 1)))  # threshold 0
-
-
-def test_a_model_built_under_mirrored_replicas_exports_from_its_variables(tmp_path):
-    backend = get_backend("mirrored", num_cpu_devices=4)
-    with backend.scope():
-        model = _mlp(3, 1, 6)
-    x = np.random.default_rng(1).normal(size=(8, 3)).astype(np.float32)
-    identity = Calibration.identity(label_mode="binary", num_outputs=1)
-    export_saved_model(
-        model,
-        calibration=identity,
-        thresholds=[0.5],
-        directory=str(tmp_path / "m"),
-        features_spec=(3,),
-    )
-    served = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"](
-        features=tf.constant(x)
-    )
-    np.testing.assert_allclose(served["logits"].numpy(), model.predict(x, verbose=0), atol=1e-6)
-
-
-def test_deploy_json_holds_thresholds_calibration_priors_and_config(exports, tmp_path):
-    case = exports[1]["multi_label"]
-    decision = choose_threshold(
-        case["calibration"].apply_numpy(case["model"].predict(case["features"], verbose=0)),
-        (np.arange(NUM_ROWS * 4).reshape(-1, 4) % 3 == 0).astype(float),
-        target="recall:0.8",
-        backend=BACKEND,
-    )
-    path = write_deploy_json(
-        str(tmp_path),
-        calibration=case["calibration"],
-        decision=decision,
-        class_names=["a", "b", "c", "d"],
-        config={"task": {"name": "multi_label"}},
-        signatures=case["signatures"],
-    )
-    document = json.loads(Path(path).read_text())
-    assert document["decision"]["target"] == "recall:0.8"
-    assert document["decision"]["thresholds"] == list(decision.thresholds)
-    assert (
-        Calibration.from_dict({k: v for k, v in document["calibration"].items() if k != "formula"})
-        == case["calibration"]
-    )
-    assert document["priors"]["deployment"] == [0.01, 0.1, 0.2, 0.5]
-    assert document["class_names"] == ["a", "b", "c", "d"]
-    assert document["config"]["task"]["name"] == "multi_label"
-    assert set(document["saved_model"]["signatures"]) == {"serving_default", "examples"}
-    with pytest.raises(ValueError, match="class_names has 2 names for 4 outputs"):
-        write_deploy_json(
-            str(tmp_path),
-            calibration=case["calibration"],
-            decision=decision,
-            class_names=["a", "b"],
-        )
