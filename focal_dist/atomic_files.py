@@ -32,3 +32,39 @@ def append_line(path: str, line: str) -> None:
         handle.write(line.rstrip("\n") + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def replace_directory(finished: str, path: str) -> str:
+    """Moves the complete directory `finished` to `path`, replacing any earlier one.
+
+    Where Linux's renameat2(RENAME_EXCHANGE) works, the two are swapped in one step
+    and the earlier one is then removed: a reader sees the old tree or the new one,
+    never neither. Elsewhere the earlier one is renamed to `<path>.previous` first; a
+    kill between the two renames leaves it there, and the next call removes it.
+    """
+    import shutil
+
+    previous = f"{path}.previous"
+    if os.path.isdir(previous):
+        shutil.rmtree(previous)
+    if os.path.isdir(path) and _exchange(finished, path):
+        shutil.rmtree(finished)
+        return path
+    if os.path.isdir(path):
+        os.rename(path, previous)
+    os.rename(finished, path)
+    if os.path.isdir(previous):
+        shutil.rmtree(previous)
+    return path
+
+
+def _exchange(first: str, second: str) -> bool:
+    """Atomically swaps two paths (Linux renameat2); False where that is unavailable."""
+    import ctypes
+
+    try:
+        rename = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_cwd, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    return rename(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), exchange) == 0

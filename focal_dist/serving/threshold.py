@@ -1,0 +1,211 @@
+"""The operating threshold per output, chosen exactly over every worker's shard.
+
+Decision rule: positive iff probability >= threshold. With s_1 > ... > s_m the
+distinct scores of an output on the calibration split, candidate j (0..m) flags the
+scores s_1..s_j; its threshold lies midway between the last flagged score and the next
+one, with 1 and 0 as the outer neighbours:
+
+    T_j = (s_j + s_{j+1}) / 2,   s_0 = 1, s_{m+1} = 0
+
+(T_0, flagging nothing, exists only if s_1 < 1; a midpoint that rounds onto s_{j+1}
+becomes s_j). A midpoint keeps every calibration example on the side it was counted
+on when the served graph recomputes its probability in float32, unless two scores
+are closer than float32's rounding. `targets.parse_target` says how j is chosen;
+ties in F1 or cost go to the higher threshold (fewer alarms); "at least R" allows a
+relative 1e-12 so that 90 of 100 reach 0.9.
+
+Exactness over workers: F1 and cost need the whole ordering of scores, so every
+worker places its scores and labels at its offset in a zero array [2, N, C] and one
+SUM over workers gives every worker the whole split, bit for bit (x + 0 = x); the
+choice is then one process's. It costs 16 bytes per example and output on each
+worker: 16 MB for a split of 10^6 examples (subsample a larger one).
+
+`prevalence_weights` [2, C] (negative, positive), e.g. `Calibration.prevalence_weights()`,
+weighs the counts to a deployment prevalence: precision, F1 and cost are then estimates
+there; recall and the counts reported are the split's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from focal_dist.distribute.resolve import resolve_backend
+from focal_dist.serving import _shards
+from focal_dist.serving.targets import Target, parse_target
+
+_REACH = 1 - 1e-12
+
+
+class ThresholdError(ValueError):
+    """No threshold reaches the target; `best` is the best value achievable."""
+
+    def __init__(self, message: str, *, output: int, best: float | None = None):
+        super().__init__(message)
+        self.output, self.best = output, best
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatingPoint:
+    """One output's threshold and what it gives on the split it was measured on."""
+
+    threshold: float
+    precision: float  # 0 when nothing is flagged
+    recall: float
+    f1: float
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    num_examples: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The target and one operating point per output."""
+
+    target: str
+    points: tuple[OperatingPoint, ...]
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        return tuple(p.threshold for p in self.points)
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "rule": "probability >= threshold",
+            "thresholds": list(self.thresholds),
+            "points": [dataclasses.asdict(p) for p in self.points],
+        }
+
+
+def rates(tp, fp, positives, weights):
+    """(precision, recall, f1) arrays from counts, with (negative, positive) weights."""
+    tp_w, fp_w = weights[1] * tp, weights[0] * fp
+    fn_w = weights[1] * (positives - tp)
+    flagged = tp_w + fp_w
+    precision = np.divide(tp_w, flagged, out=np.zeros_like(tp_w), where=flagged > 0)
+    recall = tp / positives if positives else np.zeros_like(tp_w)
+    denominator = 2 * tp_w + fp_w + fn_w
+    f1 = np.divide(2 * tp_w, denominator, out=np.zeros_like(tp_w), where=denominator > 0)
+    return precision, recall, f1
+
+
+def _select(scores, labels, target: Target, weights, output: int) -> OperatingPoint:
+    order = np.argsort(-scores, kind="stable")
+    scores, labels = scores[order], labels[order]
+    ends = np.append(np.flatnonzero(np.diff(scores) != 0), len(scores) - 1)
+    distinct = scores[ends]
+    tp = np.concatenate([[0.0], np.cumsum(labels)[ends]])
+    fp = np.concatenate([[0.0], ends + 1.0]) - tp
+    positives = float(labels.sum())
+    above, below = np.append(1.0, distinct), np.append(distinct, 0.0)
+    thresholds = (above + below) / 2
+    thresholds[:-1] = np.where(thresholds[:-1] <= below[:-1], above[:-1], thresholds[:-1])
+    precision, recall, f1 = rates(tp, fp, positives, weights)
+    kind, value = target.kind, target.value
+    if positives == 0 and kind != "cost":
+        raise ThresholdError(
+            f"output {output} has no positive example in the calibration split: "
+            f"decision.target {target} is undefined there",
+            output=output,
+        )
+    if kind == "f1":
+        j = 1 + int(np.argmax(f1[1:]))
+    elif kind == "recall":
+        j = int(np.flatnonzero(tp >= value * positives * _REACH)[0])
+    elif kind == "precision":
+        reach = np.flatnonzero(precision[1:] >= value * _REACH)
+        if not len(reach):
+            best = 1 + int(np.argmax(precision[1:]))
+            raise ThresholdError(
+                f"output {output}: no threshold reaches precision {value!r} on the "
+                f"calibration split; the best is {precision[best]:.6g} (threshold "
+                f"{thresholds[best]:.6g}, recall {recall[best]:.6g})",
+                output=output,
+                best=float(precision[best]),
+            )
+        j = 1 + int(reach[-1])
+    else:  # cost
+        cost = value * weights[1] * (positives - tp) + weights[0] * fp
+        if distinct[0] >= 1.0:  # no threshold in [0, 1] flags nothing
+            cost[0] = np.inf
+        j = int(np.argmin(cost))
+    return OperatingPoint(
+        threshold=float(thresholds[j]),
+        precision=float(precision[j]),
+        recall=float(recall[j]),
+        f1=float(f1[j]),
+        true_positives=int(tp[j]),
+        false_positives=int(fp[j]),
+        false_negatives=int(positives - tp[j]),
+        num_examples=len(scores),
+    )
+
+
+def binary_split(probabilities, labels, backend):
+    probabilities = np.asarray(probabilities)
+    label_mode = (
+        "binary" if probabilities.ndim == 1 or probabilities.shape[-1] == 1 else "multi_label"
+    )
+    return _shards.agree(
+        probabilities,
+        labels,
+        label_mode=label_mode,
+        backend=backend,
+        what="probabilities",
+        probabilities=True,
+    )
+
+
+def choose_threshold(
+    probabilities, labels, *, target, backend, prevalence_weights=None
+) -> Decision:
+    """The threshold per output for `target` on every worker's shard of the split.
+
+    Args:
+      probabilities: this worker's calibrated [n_local, C] probabilities (C = 1 binary).
+      labels: 0/1 [n_local, C].
+      target: a `decision.target` string or `Target`.
+      backend: a `focal_dist.distribute.Backend`; each example on exactly one worker.
+      prevalence_weights: None or [2, C] (negative, positive) weights of the counts.
+
+    Returns:
+      The same Decision on every worker (two sums over workers; one for threshold:T).
+
+    Raises:
+      ThresholdError: an output cannot reach the target (with the best value).
+    """
+    target = parse_target(target)
+    backend = resolve_backend(backend)
+    if target.kind == "threshold":
+        from focal_dist.serving.evaluation import evaluate_thresholds  # it imports this module
+
+        width = 1 if np.ndim(probabilities) == 1 else np.shape(probabilities)[1]
+
+        return evaluate_thresholds(
+            probabilities,
+            labels,
+            thresholds=[target.value] * width,
+            backend=backend,
+            target=str(target),
+        )
+    split = binary_split(probabilities, labels, backend)
+    n, num_outputs = split.num_examples, split.num_outputs
+    weights = np.ones((2, num_outputs))
+    if prevalence_weights is not None:
+        weights = np.asarray(prevalence_weights, np.float64)
+        if weights.shape != (2, num_outputs) or not np.all(np.isfinite(weights) & (weights > 0)):
+            raise ValueError(
+                f"prevalence_weights must be > 0 with shape (2, {num_outputs}); got {weights}"
+            )
+    whole = np.zeros((2, n, num_outputs))
+    rows = slice(split.offset, split.offset + len(split.values))
+    whole[0, rows], whole[1, rows] = split.values, split.labels
+    whole = _shards.sum_over_workers(backend, whole)
+    points = tuple(
+        _select(whole[0, :, c], whole[1, :, c], target, weights[:, c], c)
+        for c in range(num_outputs)
+    )
+    return Decision(str(target), points)
