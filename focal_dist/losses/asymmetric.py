@@ -8,9 +8,25 @@ rejects mislabelled negatives (very high p).
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 from focal_dist.losses import _numerics, _validation
+
+
+def _log_q(p_m, log_one_minus_p, clip: float):
+    """log q, q = 1 - p_m = (1 - p) + clip, without cancellation and never log(0).
+
+    Where p_m < 1/2, log1p(-p_m) is exact to p_m's digits; elsewhere q <= 1/2 and
+    log((1 - p) + clip) = logaddexp(log(1 - p), log clip) stays finite where 1 - p
+    underflows (or where clip is below 1 - p's resolution and p - clip rounds to 1).
+    """
+    log_clip = math.log(clip)
+    high = tf.maximum(log_one_minus_p, log_clip)
+    log_sum = high + tf.math.log1p(tf.exp(-tf.abs(log_one_minus_p - log_clip)))
+    small = p_m < 0.5
+    return tf.where(small, tf.math.log1p(-tf.where(small, p_m, 0.0)), log_sum)
 
 
 def _asymmetric_from_logits(labels, logits, *, gamma_pos, gamma_neg, clip, detach_focusing):
@@ -21,9 +37,10 @@ def _asymmetric_from_logits(labels, logits, *, gamma_pos, gamma_neg, clip, detac
         dL+/dx = (1 - p)^g+ [-g+ p softplus(-x) - (1 - p)].
     For clip c = 0: L- = p^g- softplus(x), dL-/dx = p^g- [g- (1 - p) softplus(x) + p],
     both powers in log space (log p = -softplus(-x)), so finite where p underflows.
-    For c > 0, p_m = p - c where p > c (else L- = 0 and dL-/dx = 0), q = 1 - p_m >= c:
-        L- = -p_m^g- log1p(-p_m),
-        dL-/dx = p (1 - p) p_m^g- [g- r + 1 / q],   r = -log1p(-p_m) / p_m -> 1,
+    For c > 0, p_m = p - c where p > c (else L- = 0 and dL-/dx = 0), q = 1 - p_m
+    = (1 - p) + c >= c (`_log_q`):
+        L- = -p_m^g- log q,
+        dL-/dx = p_m^g- [p (1 - p) / q + g- p (1 - p) r],   r = -log q / p_m -> 1,
     which is finite for every g- >= 0 (the naive g- p_m^(g- - 1) is not at p_m -> 0).
     With `detach_focusing` the focusing weights are constants of the gradient (the
     g+ and g- terms drop). No gradient flows to the labels.
@@ -48,7 +65,7 @@ def _asymmetric_from_logits(labels, logits, *, gamma_pos, gamma_neg, clip, detac
             shifted = p - clip
             active = shifted > 0
             safe = tf.where(active, shifted, 0.5)  # keeps the untaken logs finite
-            neg_log_q = -tf.math.log1p(-safe)
+            neg_log_q = -_log_q(safe, -softplus_pos, clip)
             weight_neg = _numerics.power(safe, gamma_neg, lambda: tf.math.log(safe))
             loss_neg = tf.where(active, weight_neg * neg_log_q, 0.0)
 
@@ -63,10 +80,11 @@ def _asymmetric_from_logits(labels, logits, *, gamma_pos, gamma_neg, clip, detac
                     d_neg += gamma_neg * one_minus_p * softplus_pos
                 d_neg *= weight_neg
             else:
-                slope = 1.0 / (1.0 - safe)
+                share = tf.exp(-softplus_pos + neg_log_q)  # (1 - p) / q, in (0, 1]
+                slope = p * share
                 if gamma_neg and not detach_focusing:
-                    slope += gamma_neg * neg_log_q / safe
-                d_neg = tf.where(active, p * one_minus_p * weight_neg * slope, 0.0)
+                    slope += gamma_neg * p * one_minus_p * neg_log_q / safe
+                d_neg = tf.where(active, weight_neg * slope, 0.0)
             return upstream * (labels * d_pos + (1.0 - labels) * d_neg)
 
         return labels * loss_pos + (1.0 - labels) * loss_neg, grad

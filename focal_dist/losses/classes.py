@@ -109,6 +109,12 @@ class FunctionLoss(_keras.losses.Loss):
         if self._function is None:
             raise TypeError("FunctionLoss is a base class: subclass it with function=...")
         loss_kwargs = {key: kwargs.pop(key, default) for key, default in self._defaults.items()}
+        missing = [key for key, value in loss_kwargs.items() if value is inspect.Parameter.empty]
+        if missing:
+            raise TypeError(
+                f"{type(self).__name__} needs {', '.join(f'{k}=' for k in missing)} (see "
+                f"{self._function.__name__}); got none"
+            )
         # Keras validates its own reductions; global_mean is ours and done in __call__.
         keras_reduction = "none" if reduction == GLOBAL_MEAN else reduction
         super().__init__(reduction=keras_reduction, name=name or self._function.__name__, **kwargs)

@@ -83,7 +83,10 @@ def logit_adjusted_crossentropy(
     tau = _validation.check_nonnegative("tau", tau)
     logits, axis, num_classes = static_classes(logits, axis)
     log_prior = _validation.check_log_prior(log_prior, num_classes)
-    adjusted = logits + _offset(log_prior, tau, logits, axis)
+    # The softmax is shift-invariant: subtracting the max first keeps the offset's digits
+    # where logits are large (1e4 + log pi rounds to 1e-3 in float32; 0 + log pi does not).
+    top = tf.stop_gradient(tf.reduce_max(logits, axis=axis, keepdims=True))
+    adjusted = (logits - top) + _offset(log_prior, tau, logits, axis)
     return sparse_categorical_focal_crossentropy(
         y_true,
         adjusted,

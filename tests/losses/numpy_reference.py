@@ -166,7 +166,8 @@ def asymmetric(
     else:
         with np.errstate(divide="ignore"):
             w_neg = np.where(p_m > 0, p_m**gamma_neg, 0.0)
-        log_1m_pm = np.log1p(-p_m)
+        # 1 - p_m = (1 - p) + clip where p > clip: in log space, finite where 1 - p underflows.
+        log_1m_pm = np.where(p_m > 0, np.logaddexp(log_1mp, np.log(clip)), 0.0)
     if weights is not None:
         w_pos, w_neg = weights
     loss = -(y * w_pos * log_p + (1 - y) * w_neg * log_1m_pm)
