@@ -1,10 +1,19 @@
-"""Forward + backward throughput of focal_dist's focal losses against Keras 3's.
+"""Forward + backward throughput of focal_dist's losses against Keras 3's and our own.
 
 Same inputs, same process, measured side by side: for each loss, size and mode (graph,
-XLA) it times `loss -> sum -> gradient w.r.t. the logits` and prints elements/s and the
-ratio ours / Keras. Timings are noisy on a shared 2-core machine: read the ratios.
+XLA) it times `loss -> sum -> gradient w.r.t. the logits` and prints elements/s and a
+ratio. Two tables:
+
+* `keras`: our binary and categorical focal losses against Keras 3's (ratio ours / Keras);
+* `variants`: issue 21's losses (per-output alpha, FLSD-53, Poly-1, ASL, logit
+  adjustment) against our plain focal loss of the same kind (ratio variant / plain;
+  the goal is >= 0.9x at 2^22 elements with XLA).
+
+Timings are noisy on a shared 2-core machine: run it on a quiet one and read the ratios.
 
     .venv/bin/python bench/loss_throughput.py [--sizes=16,20,22] [--repeats=20]
+        [--tables=keras,variants] [--modes=graph,xla]
+    .venv/bin/python bench/loss_throughput.py --sizes=10 --repeats=1   # a smoke run
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ flags.DEFINE_list("sizes", ["16", "20", "22"], "log2 of the number of elements."
 flags.DEFINE_integer("repeats", 20, "Timed calls per measurement (the median is kept).")
 flags.DEFINE_integer("num_classes", 8, "Size of the class axis.")
 flags.DEFINE_float("gamma", 2.0, "Focusing parameter for both implementations.")
+flags.DEFINE_list("tables", ["keras", "variants"], "Which tables to print: keras, variants.")
+flags.DEFINE_list("modes", ["graph", "xla"], "graph (tf.function) and/or xla (jit_compile).")
 
 LOSSES = {
     "binary": (
@@ -43,16 +54,65 @@ LOSSES = {
 }
 
 
+def _focal(kind):
+    """Our plain focal loss of this kind: the baseline of the variants table."""
+    function = {
+        "binary": fl.binary_focal_crossentropy,
+        "categorical": fl.categorical_focal_crossentropy,
+        "sparse": fl.sparse_categorical_focal_crossentropy,
+    }[kind]
+    return lambda y, x, **kwargs: function(y, x, gamma=FLAGS.gamma, from_logits=True, **kwargs)
+
+
+def _prior():
+    """A long tail over the classes: log pi and the positive rate of each output."""
+    counts = 0.5 ** np.arange(FLAGS.num_classes)
+    return np.log(counts / counts.sum()), np.clip(counts / 2, 1e-3, 0.5)
+
+
+# name -> (kind of labels, loss): each against _focal(kind) on the same inputs.
+VARIANTS = {
+    "alpha/output": (
+        "binary",
+        lambda y, x: _focal("binary")(
+            y, x, alpha=np.linspace(0.1, 0.9, FLAGS.num_classes), apply_class_balancing=True
+        ),
+    ),
+    "bin+flsd53": ("binary", lambda y, x: _focal("binary")(y, x, gamma_schedule="flsd53")),
+    "bin+poly1": ("binary", lambda y, x: _focal("binary")(y, x, poly_epsilon=1.0)),
+    "asl": ("binary", lambda y, x: fl.asymmetric_loss(y, x, from_logits=True)),
+    "asl detach": (
+        "binary",
+        lambda y, x: fl.asymmetric_loss(y, x, from_logits=True, detach_focusing=True),
+    ),
+    "la binary": (
+        "binary",
+        lambda y, x: fl.logit_adjusted_binary_crossentropy(y, x, positive_rate=_prior()[1]),
+    ),
+    "cat+flsd53": (
+        "categorical",
+        lambda y, x: _focal("categorical")(y, x, gamma_schedule="flsd53"),
+    ),
+    "cat+poly1": ("categorical", lambda y, x: _focal("categorical")(y, x, poly_epsilon=1.0)),
+    "sparse+flsd53": ("sparse", lambda y, x: _focal("sparse")(y, x, gamma_schedule="flsd53")),
+    "la softmax": (
+        "sparse",
+        lambda y, x: fl.logit_adjusted_crossentropy(y, x, log_prior=_prior()[0]),
+    ),
+}
+
+
 def _inputs(kind: str, num_elements: int):
     rng = np.random.default_rng(0)
-    rows = num_elements // FLAGS.num_classes
+    rows = max(num_elements // FLAGS.num_classes, 1)
     logits = rng.normal(scale=3.0, size=(rows, FLAGS.num_classes)).astype(np.float32)
+    ids = rng.integers(0, FLAGS.num_classes, rows)
     if kind == "binary":
         labels = (rng.random((rows, FLAGS.num_classes)) < 0.1).astype(np.float32)
+    elif kind == "sparse":
+        labels = ids
     else:
-        labels = np.eye(FLAGS.num_classes, dtype=np.float32)[
-            rng.integers(0, FLAGS.num_classes, rows)
-        ]
+        labels = np.eye(FLAGS.num_classes, dtype=np.float32)[ids]
     return tf.constant(labels), tf.constant(logits)
 
 
@@ -78,40 +138,47 @@ def _seconds_per_call(step, labels, logits, repeats: int) -> float:
     return float(np.median(times))
 
 
+def _side_by_side(first_fn, second_fn, labels, logits, jit: bool):
+    """Best-of-3 seconds per call of each, alternated so that drift hits both alike."""
+    first, second = [], []
+    repeats = FLAGS.repeats // 3 + 1
+    for _ in range(3):
+        first.append(_seconds_per_call(_step(first_fn, jit), labels, logits, repeats))
+        second.append(_seconds_per_call(_step(second_fn, jit), labels, logits, repeats))
+    return min(first), min(second)
+
+
+def _table(title, rows):
+    """rows: (name, kind, fn, reference_fn); prints fn's and the reference's el/s and ratio."""
+    header = f"{'loss':<14}{'elements':>10}{'mode':>7}{'el/s':>12}{title + ' el/s':>16}{'ratio':>8}"
+    print(header)
+    print("-" * len(header))
+    modes = [(mode, mode == "xla") for mode in ("graph", "xla") if mode in FLAGS.modes]
+    for name, kind, fn, reference_fn in rows:
+        for log2 in (int(s) for s in FLAGS.sizes):
+            labels, logits = _inputs(kind, 2**log2)
+            n = int(np.prod(logits.shape))
+            for mode, jit in modes:
+                ours, theirs = _side_by_side(fn, reference_fn, labels, logits, jit)
+                print(
+                    f"{name:<14}{'2^' + str(log2):>10}{mode:>7}{n / ours:>12.3e}"
+                    f"{n / theirs:>16.3e}{theirs / ours:>7.2f}x",
+                    flush=True,
+                )
+    print()
+
+
 def main(argv):
     del argv
     logging.info(
         "TensorFlow %s, Keras %s, %d threads", tf.__version__, keras.__version__, os.cpu_count()
     )
-    header = (
-        f"{'loss':<12}{'elements':>10}{'mode':>7}{'ours el/s':>14}{'keras el/s':>14}{'ratio':>8}"
-    )
-    print(header)
-    print("-" * len(header))
-    for kind, (ours_fn, keras_fn) in LOSSES.items():
-        for log2 in (int(s) for s in FLAGS.sizes):
-            labels, logits = _inputs(kind, 2**log2)
-            n = int(np.prod(logits.shape))
-            for mode, jit in (("graph", False), ("xla", True)):
-                # Alternate the two so that drift in machine load hits both alike.
-                ours_t, keras_t = [], []
-                for _ in range(3):
-                    ours_t.append(
-                        _seconds_per_call(
-                            _step(ours_fn, jit), labels, logits, FLAGS.repeats // 3 + 1
-                        )
-                    )
-                    keras_t.append(
-                        _seconds_per_call(
-                            _step(keras_fn, jit), labels, logits, FLAGS.repeats // 3 + 1
-                        )
-                    )
-                ours, theirs = min(ours_t), min(keras_t)
-                print(
-                    f"{kind:<12}{'2^' + str(log2):>10}{mode:>7}{n / ours:>14.3e}"
-                    f"{n / theirs:>14.3e}{theirs / ours:>7.2f}x",
-                    flush=True,
-                )
+    if "keras" in FLAGS.tables:
+        rows = [(kind, kind, ours, theirs) for kind, (ours, theirs) in LOSSES.items()]
+        _table("keras", rows)
+    if "variants" in FLAGS.tables:
+        rows = [(name, kind, fn, _focal(kind)) for name, (kind, fn) in VARIANTS.items()]
+        _table("focal", rows)
 
 
 if __name__ == "__main__":

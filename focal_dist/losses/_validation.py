@@ -1,25 +1,76 @@
-"""Argument checks shared by the focal losses.
+"""Argument checks shared by the losses.
 
 Every error names the argument, the value received and what was expected. Checks of
 Python values run when the graph is traced; checks that depend on tensor values are
 `tf.debugging` asserts (an `InvalidArgumentError` at run time; XLA drops them).
+
+An argument name means the same thing in every loss, so `check_argument(name, value)`
+checks any loss's hyper-parameter by its name alone, without shapes: the Keras classes
+call it at construction, the functions repeat the checks with the shapes they see.
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from focal_dist.losses._class_weight import class_weight_entries
+from focal_dist.losses._numerics import GAMMA_SCHEDULES
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def check_nonnegative(name: str, value) -> float:
+    if not _is_real(value):
+        raise ValueError(f"{name} must be a real number >= 0, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
 
 def check_gamma(gamma) -> float:
-    if not isinstance(gamma, numbers.Real) or isinstance(gamma, bool):
-        raise ValueError(f"gamma must be a real number >= 0, got {gamma!r}")
-    if not np.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-    return float(gamma)
+    return check_nonnegative("gamma", gamma)
+
+
+def check_gamma_schedule(gamma_schedule) -> str | None:
+    if gamma_schedule is not None and gamma_schedule not in GAMMA_SCHEDULES:
+        raise ValueError(
+            f"gamma_schedule must be None or one of {list(GAMMA_SCHEDULES)}, got {gamma_schedule!r}"
+        )
+    return gamma_schedule
+
+
+def check_poly_epsilon(poly_epsilon) -> float:
+    """Poly-1's epsilon: >= -1 keeps the leading coefficient 1 + epsilon >= 0."""
+    if not _is_real(poly_epsilon) or not np.isfinite(poly_epsilon) or poly_epsilon < -1:
+        raise ValueError(f"poly_epsilon must be a finite number >= -1, got {poly_epsilon!r}")
+    return float(poly_epsilon)
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_axis(axis, rank: int | None) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise ValueError(f"axis must be an int, got {axis!r}")
+    if rank is not None and not -rank <= axis < rank:
+        raise ValueError(f"axis must be in [{-rank}, {rank}) for y_pred of rank {rank}, got {axis}")
+    return int(axis)
+
+
+def check_ignore_class(ignore_class) -> int | None:
+    if ignore_class is not None and (
+        isinstance(ignore_class, bool) or not isinstance(ignore_class, numbers.Integral)
+    ):
+        raise ValueError(f"ignore_class must be an int class id or None, got {ignore_class!r}")
+    return ignore_class
 
 
 def check_unit_interval(name: str, value) -> float:
@@ -30,98 +81,67 @@ def check_unit_interval(name: str, value) -> float:
     return float(value)
 
 
-def check_alpha_vector(alpha, num_classes: int | None):
-    """`alpha` for categorical losses: a scalar or one entry per class, each in [0, 1]."""
-    if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
-        return check_unit_interval("alpha", alpha)
-    values = np.asarray(alpha, dtype=np.float64)
+def _vector(name: str, value, size: int | None, what: str) -> np.ndarray:
+    """A 1-D float64 array with one entry per `what` (class or output) along the axis."""
+    try:
+        values = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must hold numbers, got {value!r}") from exc
     if values.ndim != 1:
         raise ValueError(
-            f"alpha must be a scalar or a 1-D sequence with one entry per class, "
+            f"{name} must be a scalar or a 1-D sequence with one entry per {what}, "
             f"got shape {values.shape}"
         )
-    if num_classes is not None and values.shape[0] != num_classes:
+    if size is not None and values.shape[0] != size:
+        plural = "classes" if what == "class" else f"{what}s"
         raise ValueError(
-            f"alpha has {values.shape[0]} entries but y_pred has {num_classes} classes; "
-            "expected a scalar or one entry per class"
+            f"{name} has {values.shape[0]} entries but y_pred has {size} {plural}; "
+            f"expected a scalar or one entry per {what}"
         )
+    return values
+
+
+def check_alpha_vector(alpha, num_classes: int | None, what: str = "class"):
+    """`alpha`: a scalar or one entry per class (or output), each in [0, 1]."""
+    if _is_real(alpha):
+        return check_unit_interval("alpha", alpha)
+    values = _vector("alpha", alpha, num_classes, what)
     if np.any(~np.isfinite(values)) or np.any(values < 0) or np.any(values > 1):
         raise ValueError(f"alpha entries must be in [0, 1], got {values.tolist()}")
     return values
 
 
-def _weights_array(name: str, value) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must hold numbers, got {value!r}") from exc
-    if np.any(~np.isfinite(array)) or np.any(array < 0):
-        raise ValueError(f"{name} entries must be finite and >= 0, got {array.tolist()}")
-    return array
-
-
-def _dict_to_vector(name: str, mapping: Mapping, num_classes: int) -> list[float]:
-    keys = sorted(mapping)
-    bad = [k for k in keys if not isinstance(k, numbers.Integral) or not 0 <= k < num_classes]
-    if bad:
-        raise ValueError(f"{name} keys must be class ids in [0, {num_classes}), got {bad}")
-    missing = sorted(set(range(num_classes)) - set(keys))
-    if missing:
+def check_log_prior(log_prior, num_classes: int | None) -> np.ndarray:
+    """log pi_c, one finite entry per class (any constant shift gives the same softmax)."""
+    if log_prior is None or _is_real(log_prior):
         raise ValueError(
-            f"{name} has no weight for classes {missing}; expected one weight for each of "
-            f"the {num_classes} classes"
+            f"log_prior must be a 1-D sequence with one log class prior per class, got "
+            f"{log_prior!r}"
         )
-    return [float(mapping[k]) for k in range(num_classes)]
+    values = _vector("log_prior", log_prior, num_classes, "class")
+    if np.any(~np.isfinite(values)):
+        raise ValueError(
+            f"log_prior entries must be finite (a class with no examples has log prior "
+            f"-inf: drop the class or give it a count), got {values.tolist()}"
+        )
+    return values
 
 
-def binary_class_weight(class_weight, num_outputs: int | None) -> np.ndarray | None:
-    """Normalises a binary/multi-label `class_weight` to an array of shape [2] or [2, C].
-
-    Accepted: {0: w_neg, 1: w_pos}; a length-2 sequence (w_neg, w_pos); an array of shape
-    [2, C] whose row 0 holds the negative and row 1 the positive weight of each output.
-    """
-    if class_weight is None:
-        return None
-    if isinstance(class_weight, Mapping):
-        class_weight = _dict_to_vector("class_weight", class_weight, 2)
-    array = _weights_array("class_weight", class_weight)
-    if array.shape == (2,):
-        return array
-    if array.ndim == 2 and array.shape[0] == 2:
-        if num_outputs is not None and array.shape[1] != num_outputs:
-            raise ValueError(
-                f"class_weight has shape {array.shape} but y_pred has {num_outputs} outputs "
-                f"on the class axis; expected shape (2, {num_outputs})"
-            )
-        return array
-    raise ValueError(
-        f"class_weight for a binary or multi-label loss must be a {{0: w, 1: w}} dict, a "
-        f"length-2 sequence (negative, positive) or an array of shape (2, C); got shape "
-        f"{array.shape}"
+def check_positive_rate(positive_rate, num_outputs: int | None):
+    """pi, the share of positives: a scalar or one entry per output, each in (0, 1)."""
+    if positive_rate is None:
+        raise ValueError("positive_rate must be a number in (0, 1) or one per output, got None")
+    values = (
+        np.float64(positive_rate)
+        if _is_real(positive_rate)
+        else _vector("positive_rate", positive_rate, num_outputs, "output")
     )
-
-
-def categorical_class_weight(class_weight, num_classes: int | None) -> np.ndarray | None:
-    """Normalises a categorical `class_weight` to a vector of shape [C]."""
-    if class_weight is None:
-        return None
-    if num_classes is None:
+    if np.any(~np.isfinite(values)) or np.any(values <= 0) or np.any(values >= 1):
         raise ValueError(
-            "class_weight needs the number of classes, but y_pred's class axis has no static size"
+            f"positive_rate entries must be in (0, 1) (the share of positives; an output "
+            f"with none or only positives has no finite log-odds), got {values.tolist()}"
         )
-    if isinstance(class_weight, Mapping):
-        class_weight = _dict_to_vector("class_weight", class_weight, num_classes)
-    elif not isinstance(class_weight, Sequence | np.ndarray | tf.Tensor):
-        raise ValueError(
-            f"class_weight must be a dict or a sequence of {num_classes} weights, got "
-            f"{type(class_weight).__name__}"
-        )
-    array = _weights_array("class_weight", class_weight)
-    if array.shape != (num_classes,):
-        raise ValueError(
-            f"class_weight has shape {array.shape}; expected ({num_classes},), one weight per class"
-        )
-    return array
+    return float(values) if values.ndim == 0 else values
 
 
 def check_same_shape(y_true: tf.Tensor, y_pred: tf.Tensor) -> list:
@@ -143,3 +163,31 @@ def check_same_shape(y_true: tf.Tensor, y_pred: tf.Tensor) -> list:
             message="y_true and y_pred must have the same shape",
         )
     ]
+
+
+_CHECKS = {
+    "gamma": check_gamma,
+    "gamma_pos": lambda v: check_nonnegative("gamma_pos", v),
+    "gamma_neg": lambda v: check_nonnegative("gamma_neg", v),
+    "tau": lambda v: check_nonnegative("tau", v),
+    "alpha": lambda v: check_alpha_vector(v, None),
+    "label_smoothing": lambda v: check_unit_interval("label_smoothing", v),
+    "clip": lambda v: check_unit_interval("clip", v),
+    "gamma_schedule": check_gamma_schedule,
+    "poly_epsilon": check_poly_epsilon,
+    "axis": lambda v: check_axis(v, None),
+    "class_weight": class_weight_entries,
+    "ignore_class": check_ignore_class,
+    "log_prior": lambda v: check_log_prior(v, None),
+    "positive_rate": lambda v: check_positive_rate(v, None),
+    "from_logits": lambda v: check_bool("from_logits", v),
+    "apply_class_balancing": lambda v: check_bool("apply_class_balancing", v),
+    "detach_focusing": lambda v: check_bool("detach_focusing", v),
+}
+
+
+def check_argument(name: str, value) -> None:
+    """Checks a loss hyper-parameter by its name (the checks above, without shapes)."""
+    check = _CHECKS.get(name)
+    if check is not None:
+        check(value)

@@ -1,7 +1,9 @@
 """Keras `Loss` classes: thin wrappers that store the config and call the functions.
 
-They subclass `tf.keras.losses.Loss`, so they are Keras 3 losses, or tf-keras losses
-when `TF_USE_LEGACY_KERAS=1`. Reductions:
+Each class names its function; its arguments are the function's keyword-only
+hyper-parameters with their defaults, read from the function's signature, so each is
+written once, in the function. They subclass `tf.keras.losses.Loss`, so they are Keras
+3 losses, or tf-keras losses when `TF_USE_LEGACY_KERAS=1`. Reductions:
 
 * "sum_over_batch_size" (the default, as in Keras): the mean over this call's examples,
   Keras's own reduction; in `model.compile` it trains exactly like Keras's class with
@@ -13,28 +15,46 @@ when `TF_USE_LEGACY_KERAS=1`. Reductions:
   single-device mean exact when replicas count different numbers of elements
   (`ignore_class` pixels, masks), where Keras divides each replica's own mean by R.
 * "none": per-example losses, for `compute_global_loss` in a custom loop (and "sum").
+
+A loss with an `ignore_class` argument leaves ignored examples uncounted by every
+reduction: with "none" its per-example losses carry a Keras mask that
+`compute_global_loss` reads.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
+from typing import ClassVar
 
 import numpy as np
 import tensorflow as tf
 
 from focal_dist.distribute.resolve import WholeBatchBackend
-from focal_dist.losses import focal
+from focal_dist.losses import _validation
+from focal_dist.losses.asymmetric import asymmetric_loss
+from focal_dist.losses.binary import binary_focal_crossentropy
+from focal_dist.losses.categorical import categorical_focal_crossentropy
+from focal_dist.losses.logit_adjustment import (
+    logit_adjusted_binary_crossentropy,
+    logit_adjusted_crossentropy,
+)
 from focal_dist.losses.reduction import compute_global_loss
+from focal_dist.losses.sparse_categorical import (
+    ignored_example_mask,
+    sparse_categorical_focal_crossentropy,
+)
 
 _keras = tf.keras  # Keras 3, or tf_keras under TF_USE_LEGACY_KERAS=1.
+_register = _keras.utils.register_keras_serializable(package="focal_dist")
 
 GLOBAL_MEAN = "global_mean"
 DEFAULT_REDUCTION = "sum_over_batch_size"
 
 
 def _plain(value):
-    """Makes class_weight / alpha JSON-friendly: arrays become lists."""
-    if isinstance(value, np.ndarray):
+    """Makes arrays and tensors JSON-friendly lists; dict keys become ints."""
+    if isinstance(value, np.ndarray | np.generic):
         return value.tolist()
     if isinstance(value, tf.Tensor):
         return value.numpy().tolist()
@@ -45,32 +65,80 @@ def _plain(value):
     return value
 
 
-class _FocalLoss(_keras.losses.Loss):
-    """Stores the function's keyword arguments and forwards every call to it."""
+class FunctionLoss(_keras.losses.Loss):
+    """A Loss that stores its function's keyword-only arguments and forwards each call.
 
-    _function = None  # set by subclasses; a staticmethod-like reference
+    Subclass as `class MyLoss(FunctionLoss, function=my_loss)`: the class then takes
+    `my_loss`'s keyword-only arguments (same names, same defaults), plus `reduction` and
+    `name` (default: the function's name).
+    """
+
+    _function = None
+    _defaults: ClassVar[dict] = {}
+
+    def __init_subclass__(cls, *, function=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if function is None:
+            return
+        parameters = [
+            p
+            for p in inspect.signature(function).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        cls._function = staticmethod(function)
+        cls._defaults = {p.name: p.default for p in parameters}
+        keyword = inspect.Parameter.KEYWORD_ONLY
+
+        def __init__(self, **kwargs):
+            FunctionLoss.__init__(self, **kwargs)
+
+        # So that help() and inspect show the function's arguments, not **kwargs.
+        __init__.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                *(p.replace(annotation=inspect.Parameter.empty) for p in parameters),
+                inspect.Parameter("reduction", keyword, default=DEFAULT_REDUCTION),
+                inspect.Parameter("name", keyword, default=function.__name__),
+                inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+            ]
+        )
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = __init__
 
     def __init__(self, *, reduction=DEFAULT_REDUCTION, name=None, **kwargs):
-        loss_kwargs = {key: kwargs.pop(key) for key in list(kwargs) if key in self._arguments}
+        if self._function is None:
+            raise TypeError("FunctionLoss is a base class: subclass it with function=...")
+        loss_kwargs = {key: kwargs.pop(key, default) for key, default in self._defaults.items()}
+        missing = [key for key, value in loss_kwargs.items() if value is inspect.Parameter.empty]
+        if missing:
+            raise TypeError(
+                f"{type(self).__name__} needs {', '.join(f'{k}=' for k in missing)} (see "
+                f"{self._function.__name__}); got none"
+            )
         # Keras validates its own reductions; global_mean is ours and done in __call__.
         keras_reduction = "none" if reduction == GLOBAL_MEAN else reduction
-        super().__init__(reduction=keras_reduction, name=name, **kwargs)
+        super().__init__(reduction=keras_reduction, name=name or self._function.__name__, **kwargs)
         self.reduction = reduction
+        # Fail at construction, not at the first step (shapes are checked at the call).
+        for key, value in loss_kwargs.items():
+            _validation.check_argument(key, value)
         self._loss_kwargs = {key: _plain(value) for key, value in loss_kwargs.items()}
-        # Fail at construction, not at the first step: the functions validate on entry.
-        self._validate(self._loss_kwargs)
 
-    _arguments: tuple[str, ...] = ()
-
-    @staticmethod
-    def _validate(kwargs):
-        focal._validation.check_gamma(kwargs["gamma"])
-        if "label_smoothing" in kwargs:
-            focal._validation.check_unit_interval("label_smoothing", kwargs["label_smoothing"])
+    @property
+    def _ignore_class(self):
+        return self._loss_kwargs.get("ignore_class")
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        if self.reduction != GLOBAL_MEAN:
-            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        if self.reduction == GLOBAL_MEAN:
+            return self._global_mean(y_true, y_pred, sample_weight)
+        losses = super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        if self._ignore_class is not None and losses.shape.rank:
+            # Keras drops the mask when it reduces (even with "none"); put it back so that
+            # compute_global_loss leaves the ignored examples uncounted.
+            losses._keras_mask = ignored_example_mask(y_true, self._ignore_class)
+        return losses
+
+    def _global_mean(self, y_true, y_pred, sample_weight):
         input_mask = getattr(y_pred, "_keras_mask", None)
         with tf.name_scope(self.name):
             losses = self.call(y_true, y_pred)
@@ -84,7 +152,10 @@ class _FocalLoss(_keras.losses.Loss):
             return compute_global_loss(losses, sample_weight, mask=mask, backend=backend)
 
     def call(self, y_true, y_pred):
-        return type(self)._function(y_true, y_pred, **self._loss_kwargs)
+        losses = type(self)._function(y_true, y_pred, **self._loss_kwargs)
+        if self._ignore_class is not None:
+            losses._keras_mask = ignored_example_mask(y_true, self._ignore_class)
+        return losses
 
     def get_config(self):
         config = super().get_config()
@@ -100,143 +171,38 @@ class _FocalLoss(_keras.losses.Loss):
         return cls(**config)
 
 
-@_keras.utils.register_keras_serializable(package="focal_dist")
-class BinaryFocalCrossentropy(_FocalLoss):
-    """Binary / multi-label focal loss; see `binary_focal_crossentropy`.
-
-    `reduction`: "sum_over_batch_size" (default, Keras's mean over the batch),
-    "global_mean" (exact global mean under tf.distribute), "sum" or "none" (per example).
-    """
-
-    _function = staticmethod(focal.binary_focal_crossentropy)
-    _arguments = (
-        "gamma",
-        "alpha",
-        "apply_class_balancing",
-        "from_logits",
-        "label_smoothing",
-        "axis",
-        "class_weight",
-    )
-
-    def __init__(
-        self,
-        gamma=2.0,
-        alpha=0.25,
-        apply_class_balancing=False,
-        from_logits=False,
-        label_smoothing=0.0,
-        axis=-1,
-        class_weight=None,
-        reduction=DEFAULT_REDUCTION,
-        name="binary_focal_crossentropy",
-        **kwargs,
-    ):
-        focal._validation.check_unit_interval("alpha", alpha)
-        focal._validation.binary_class_weight(class_weight, None)
-        super().__init__(
-            gamma=gamma,
-            alpha=alpha,
-            apply_class_balancing=apply_class_balancing,
-            from_logits=from_logits,
-            label_smoothing=label_smoothing,
-            axis=axis,
-            class_weight=class_weight,
-            reduction=reduction,
-            name=name,
-            **kwargs,
-        )
+@_register
+class BinaryFocalCrossentropy(FunctionLoss, function=binary_focal_crossentropy):
+    """Binary / multi-label focal loss; see `binary_focal_crossentropy`."""
 
 
-@_keras.utils.register_keras_serializable(package="focal_dist")
-class CategoricalFocalCrossentropy(_FocalLoss):
-    """Categorical focal loss; see `categorical_focal_crossentropy`.
-
-    `reduction` as in `BinaryFocalCrossentropy`.
-    """
-
-    _function = staticmethod(focal.categorical_focal_crossentropy)
-    _arguments = ("gamma", "alpha", "from_logits", "label_smoothing", "axis", "class_weight")
-
-    def __init__(
-        self,
-        gamma=2.0,
-        alpha=0.25,
-        from_logits=False,
-        label_smoothing=0.0,
-        axis=-1,
-        class_weight=None,
-        reduction=DEFAULT_REDUCTION,
-        name="categorical_focal_crossentropy",
-        **kwargs,
-    ):
-        focal._validation.check_alpha_vector(alpha, None)
-        super().__init__(
-            gamma=gamma,
-            alpha=alpha,
-            from_logits=from_logits,
-            label_smoothing=label_smoothing,
-            axis=axis,
-            class_weight=class_weight,
-            reduction=reduction,
-            name=name,
-            **kwargs,
-        )
+@_register
+class CategoricalFocalCrossentropy(FunctionLoss, function=categorical_focal_crossentropy):
+    """Categorical focal loss; see `categorical_focal_crossentropy`."""
 
 
-@_keras.utils.register_keras_serializable(package="focal_dist")
-class SparseCategoricalFocalCrossentropy(_FocalLoss):
+@_register
+class SparseCategoricalFocalCrossentropy(
+    FunctionLoss, function=sparse_categorical_focal_crossentropy
+):
     """Focal loss for integer labels; see `sparse_categorical_focal_crossentropy`.
 
-    With `ignore_class`, ignored examples (pixels) are left uncounted by every
-    reduction: with "none" the per-example losses carry a Keras mask that
-    `compute_global_loss` reads. Under `model.fit` with MirroredStrategy, where replicas
-    hold different numbers of valid pixels, use `reduction="global_mean"`: Keras's
+    Under `model.fit` with MirroredStrategy, where replicas hold different numbers of
+    valid pixels (`ignore_class`), use `reduction="global_mean"`: Keras's
     "sum_over_batch_size" divides each replica's mean by R instead.
     """
 
-    _function = staticmethod(focal.sparse_categorical_focal_crossentropy)
-    _arguments = ("gamma", "alpha", "from_logits", "axis", "class_weight", "ignore_class")
 
-    def __init__(
-        self,
-        gamma=2.0,
-        alpha=0.25,
-        from_logits=False,
-        axis=-1,
-        class_weight=None,
-        ignore_class=None,
-        reduction=DEFAULT_REDUCTION,
-        name="sparse_categorical_focal_crossentropy",
-        **kwargs,
-    ):
-        focal._validation.check_alpha_vector(alpha, None)
-        super().__init__(
-            gamma=gamma,
-            alpha=alpha,
-            from_logits=from_logits,
-            axis=axis,
-            class_weight=class_weight,
-            ignore_class=ignore_class,
-            reduction=reduction,
-            name=name,
-            **kwargs,
-        )
+@_register
+class AsymmetricLoss(FunctionLoss, function=asymmetric_loss):
+    """Asymmetric loss for multi-label outputs; see `asymmetric_loss`."""
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        losses = super().__call__(y_true, y_pred, sample_weight=sample_weight)
-        ignore_class = self._loss_kwargs["ignore_class"]
-        if self.reduction == GLOBAL_MEAN:
-            return losses
-        if ignore_class is not None and losses.shape.rank:
-            # Keras drops the mask when it reduces (even with "none"); put it back so that
-            # compute_global_loss leaves the ignored examples uncounted.
-            losses._keras_mask = focal.ignored_example_mask(y_true, ignore_class)
-        return losses
 
-    def call(self, y_true, y_pred):
-        losses = super().call(y_true, y_pred)
-        ignore_class = self._loss_kwargs["ignore_class"]
-        if ignore_class is not None:
-            losses._keras_mask = focal.ignored_example_mask(y_true, ignore_class)
-        return losses
+@_register
+class LogitAdjustedCrossentropy(FunctionLoss, function=logit_adjusted_crossentropy):
+    """Logit-adjusted cross-entropy for integer labels; see `logit_adjusted_crossentropy`."""
+
+
+@_register
+class LogitAdjustedBinaryCrossentropy(FunctionLoss, function=logit_adjusted_binary_crossentropy):
+    """Logit-adjusted sigmoid cross-entropy; see `logit_adjusted_binary_crossentropy`."""

@@ -17,7 +17,7 @@ import tensorflow as tf
 from focal_dist.distribute.base import Backend
 from focal_dist.distribute.resolve import resolve_backend
 from focal_dist.losses import global_mean
-from focal_dist.losses.focal import compute_dtype
+from focal_dist.losses._numerics import compute_dtype
 
 
 def _broadcast_like(value, target: tf.Tensor, name: str) -> tf.Tensor:

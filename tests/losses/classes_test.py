@@ -1,5 +1,6 @@
 """The Keras Loss classes: config round-trips, model.compile, and tf-keras."""
 
+import inspect
 import json
 import os
 import subprocess
@@ -181,3 +182,131 @@ def test_classes_are_tf_keras_losses_under_tf_use_legacy_keras():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tf_keras ok" in result.stdout
+
+
+# --- the classes of issue 21, and arguments derived from the functions ---------------
+
+LOG_PRIOR = [-0.5, -1.5, -3.0]
+NEW_CONFIGS = [
+    (
+        fl.BinaryFocalCrossentropy,
+        dict(
+            alpha=[0.1, 0.5, 0.9],
+            apply_class_balancing=True,
+            gamma_schedule="flsd53",
+            poly_epsilon=1.0,
+            from_logits=True,
+        ),
+    ),
+    (fl.CategoricalFocalCrossentropy, dict(gamma_schedule="flsd53", poly_epsilon=-1.0)),
+    (fl.SparseCategoricalFocalCrossentropy, dict(poly_epsilon=2.0, ignore_class=-1)),
+    (
+        fl.AsymmetricLoss,
+        dict(gamma_pos=1.0, gamma_neg=3.0, clip=0.1, from_logits=True, detach_focusing=True),
+    ),
+    (fl.AsymmetricLoss, dict(reduction="none", name="asl")),
+    (fl.LogitAdjustedCrossentropy, dict(log_prior=LOG_PRIOR, tau=0.5, ignore_class=-1)),
+    (fl.LogitAdjustedCrossentropy, dict(log_prior=np.array(LOG_PRIOR), reduction="global_mean")),
+    (fl.LogitAdjustedBinaryCrossentropy, dict(positive_rate=[0.1, 0.2, 0.3], tau=2.0)),
+    (fl.LogitAdjustedBinaryCrossentropy, dict(positive_rate=0.05, reduction="none")),
+]
+FUNCTIONS = {
+    fl.BinaryFocalCrossentropy: fl.binary_focal_crossentropy,
+    fl.CategoricalFocalCrossentropy: fl.categorical_focal_crossentropy,
+    fl.SparseCategoricalFocalCrossentropy: fl.sparse_categorical_focal_crossentropy,
+    fl.AsymmetricLoss: fl.asymmetric_loss,
+    fl.LogitAdjustedCrossentropy: fl.logit_adjusted_crossentropy,
+    fl.LogitAdjustedBinaryCrossentropy: fl.logit_adjusted_binary_crossentropy,
+}
+
+
+def _labels_for(cls, rng, ignore_class=None):
+    if cls in (fl.SparseCategoricalFocalCrossentropy, fl.LogitAdjustedCrossentropy):
+        return np.array([0, 1, 2, 0 if ignore_class is None else ignore_class, 1, 0])
+    if cls is fl.CategoricalFocalCrossentropy:
+        return np.eye(3, dtype="f4")[[0, 1, 2, 2, 1, 0]]
+    return (rng.random((6, 3)) < 0.5).astype("f4")
+
+
+@pytest.mark.parametrize("cls", list(FUNCTIONS))
+def test_each_class_takes_its_functions_keyword_arguments_with_the_same_defaults(cls):
+    function = inspect.signature(FUNCTIONS[cls]).parameters.values()
+    expected = {p.name: p.default for p in function if p.kind is p.KEYWORD_ONLY}
+    signature = inspect.signature(cls).parameters
+    assert list(signature)[: len(expected)] == list(expected)
+    assert {name: signature[name].default for name in expected} == expected
+    assert signature["name"].default == FUNCTIONS[cls].__name__
+    if inspect.Parameter.empty not in expected.values():
+        config = cls().get_config()
+        assert {key: config[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), NEW_CONFIGS)
+def test_new_configs_round_trip_through_json_and_keras_serialization(cls, kwargs):
+    loss = cls(**kwargs)
+    config = loss.get_config()
+    for key, value in kwargs.items():
+        assert config[key] == (value.tolist() if isinstance(value, np.ndarray) else value), key
+    restored = cls.from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+    again = keras.losses.deserialize(json.loads(json.dumps(keras.losses.serialize(loss))))
+    assert type(again) is cls
+    assert again.get_config() == config
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), NEW_CONFIGS)
+def test_keras_load_model_restores_each_loss_without_custom_objects(cls, kwargs, tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss=cls(**kwargs))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.loss) is cls
+    assert loaded.loss.get_config() == model.loss.get_config()
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), NEW_CONFIGS)
+def test_reductions_are_the_functions_values_their_mean_and_the_global_mean(cls, kwargs):
+    rng = np.random.default_rng(11)
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("reduction", "name")}
+    y_true = _labels_for(cls, rng, kwargs.get("ignore_class"))
+    logits = rng.normal(size=(6, 3)).astype("f4")
+    direct = FUNCTIONS[cls](y_true, logits, **kwargs).numpy()
+    valid = y_true != kwargs["ignore_class"] if "ignore_class" in kwargs else np.ones(6, bool)
+    weights = rng.uniform(0.5, 2.0, 6).astype("f4")
+    per_example = cls(reduction="none", **kwargs)(y_true, logits)
+    np.testing.assert_allclose(per_example.numpy(), direct, rtol=1e-6)
+    expected = (direct * weights)[valid].sum() / valid.sum()
+    np.testing.assert_allclose(
+        fl.compute_global_loss(per_example, weights).numpy(), expected, rtol=1e-5
+    )
+    for reduction in ("sum_over_batch_size", "global_mean"):
+        value = cls(reduction=reduction, **kwargs)(y_true, logits, sample_weight=weights)
+        np.testing.assert_allclose(value.numpy(), expected, rtol=1e-5, err_msg=reduction)
+
+
+def test_unknown_and_missing_arguments_are_refused_naming_them():
+    with pytest.raises(TypeError, match="gama"):
+        fl.BinaryFocalCrossentropy(gama=2.0)
+    with pytest.raises(TypeError, match=r"LogitAdjustedCrossentropy needs log_prior="):
+        fl.LogitAdjustedCrossentropy()
+    with pytest.raises(TypeError, match=r"needs positive_rate="):
+        fl.LogitAdjustedBinaryCrossentropy(tau=1.0)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (fl.BinaryFocalCrossentropy, dict(poly_epsilon=-2.0), r"poly_epsilon.*-2\.0"),
+        (fl.BinaryFocalCrossentropy, dict(alpha=[0.5, 1.5]), r"alpha entries.*1\.5"),
+        (fl.CategoricalFocalCrossentropy, dict(gamma_schedule="FLSD"), r"gamma_schedule.*'FLSD'"),
+        (fl.AsymmetricLoss, dict(clip=2.0), r"clip.*\[0, 1\].*2\.0"),
+        (fl.AsymmetricLoss, dict(gamma_neg=-4), r"gamma_neg.*-4"),
+        (fl.LogitAdjustedCrossentropy, dict(log_prior=[0.0, float("-inf")]), r"log_prior.*-inf"),
+        (fl.LogitAdjustedCrossentropy, dict(log_prior=LOG_PRIOR, tau=-0.5), r"tau.*-0\.5"),
+        (fl.LogitAdjustedBinaryCrossentropy, dict(positive_rate=1.0), r"positive_rate.*1\.0"),
+    ],
+)
+def test_bad_new_arguments_fail_at_construction(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs)

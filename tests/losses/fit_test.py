@@ -204,3 +204,32 @@ def test_global_mean_keeps_fit_exact_when_the_last_batch_splits_unevenly_over_re
     keras_mirrored, _ = fit("sum_over_batch_size", _mirrored())
     gap = max(np.abs(a - b).max() for a, b in zip(keras_mirrored, single, strict=True))
     assert gap > 1e-5  # Keras's reduction: (S_0 / 21 + S_1 / 20) / 2, not S / 41
+
+
+@pytest.mark.parametrize("kind", ["asymmetric", "logit_adjusted"])
+def test_global_mean_keeps_fit_exact_for_the_new_losses_on_two_replicas(kind):
+    # Logit adjustment with ignored labels: replica 0 holds far fewer valid examples.
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(BATCH, 5)).astype("f4")
+    if kind == "asymmetric":
+        y = (rng.random((BATCH, 3)) < 0.2).astype("f4")
+
+        def loss():
+            return fl.AsymmetricLoss(from_logits=True, gamma_pos=1.0, reduction="global_mean")
+    else:
+        y = rng.integers(0, 3, BATCH)
+        y[: BATCH // 2][rng.random(BATCH // 2) < 0.8] = -1
+
+        def loss():
+            return fl.LogitAdjustedCrossentropy(
+                log_prior=[-0.2, -2.0, -4.0], ignore_class=-1, reduction="global_mean"
+            )
+
+    initial = _model(x.shape[1:], 3).get_weights()
+    single, single_loss = _fit(loss(), x, y, initial_weights=initial, epochs=3)
+    mirrored, mirrored_loss = _fit(
+        loss(), x, y, strategy=_mirrored(), initial_weights=initial, epochs=3
+    )
+    for got, want in zip(mirrored, single, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mirrored_loss, single_loss, rtol=1e-5)

@@ -1,8 +1,23 @@
-"""Independent float64 NumPy references for the focal losses (written from the formulas)."""
+"""Independent float64 NumPy references for the losses (written from the papers' formulas)."""
 
 import numpy as np
 
 EPS = 1e-7
+
+
+def flsd53_gamma(p_t):
+    """Mukhoti et al.'s schedule as their code picks it: thresholds 0.2 and 0.5 in order."""
+    p_t = np.asarray(p_t, np.float64)
+    return np.select([p_t < 0.2, p_t < 0.5], [5.0, 3.0], default=3.0)
+
+
+def _along(value, ndim, axis):
+    value = np.asarray(value, np.float64)
+    if value.ndim == 0:
+        return value
+    shape = [1] * ndim
+    shape[axis] = -1
+    return value.reshape(shape)
 
 
 def softmax(x, axis):
@@ -22,7 +37,10 @@ def binary_focal(
     label_smoothing=0.0,
     axis=-1,
     class_weight=None,
+    gamma_schedule=None,
+    poly_epsilon=0.0,
 ):
+    """`gamma` may be an array of per-element exponents (a schedule frozen at a point)."""
     y = np.asarray(y, np.float64)
     t = y * (1 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
@@ -35,9 +53,13 @@ def binary_focal(
     bce = -(t * log_p + (1 - t) * log_1mp)
     with np.errstate(divide="ignore"):
         log_1m_pt = np.logaddexp(np.log(t) + log_1mp, np.log(1 - t) + log_p)
-    loss = (np.exp(log_1m_pt) ** gamma if gamma else 1.0) * bce
+    if gamma_schedule == "flsd53":
+        gamma = flsd53_gamma(1 - np.exp(log_1m_pt))
+    one_minus_pt = np.exp(log_1m_pt)
+    loss = one_minus_pt**gamma * (bce + poly_epsilon * one_minus_pt)
     if balance:
-        loss *= t * alpha + (1 - t) * (1 - alpha)
+        a = _along(alpha, y.ndim, axis)
+        loss *= t * a + (1 - t) * (1 - a)
     if class_weight is not None:
         w = np.asarray(class_weight, np.float64)
         if w.ndim == 2:
@@ -60,6 +82,8 @@ def categorical_focal(
     label_smoothing=0.0,
     axis=-1,
     class_weight=None,
+    gamma_schedule=None,
+    poly_epsilon=0.0,
 ):
     y = np.asarray(y, np.float64)
     t = y * (1 - label_smoothing) + label_smoothing / y.shape[axis]
@@ -82,11 +106,23 @@ def categorical_focal(
     a = np.asarray(alpha, np.float64)
     a = a.reshape(shape) if a.ndim else a
     w = 1.0 if class_weight is None else np.asarray(class_weight, np.float64).reshape(shape)
-    return (a * w * np.exp(gamma * log_1mp) * -t * log_p).sum(axis=axis)
+    if gamma_schedule == "flsd53":
+        gamma = flsd53_gamma(np.exp(log_p))
+    one_minus_p = np.exp(log_1mp)
+    return (a * w * t * one_minus_p**gamma * (-log_p + poly_epsilon * one_minus_p)).sum(axis=axis)
 
 
 def sparse_focal(
-    labels, y_pred, *, gamma, alpha=0.25, from_logits=False, class_weight=None, ignore_class=None
+    labels,
+    y_pred,
+    *,
+    gamma,
+    alpha=0.25,
+    from_logits=False,
+    class_weight=None,
+    ignore_class=None,
+    gamma_schedule=None,
+    poly_epsilon=0.0,
 ):
     """Loops over examples: a second, differently written reference (class axis last)."""
     labels = np.asarray(labels)
@@ -102,5 +138,55 @@ def sparse_focal(
             p = np.clip(flat_pred[i][label] / flat_pred[i].sum(), EPS, 1 - EPS)
         a = alpha if np.ndim(alpha) == 0 else alpha[label]
         w = 1.0 if class_weight is None else class_weight[label]
-        out[i] = a * w * (1 - p) ** gamma * -np.log(p)
+        g = flsd53_gamma(p) if gamma_schedule == "flsd53" else gamma
+        out[i] = a * w * (1 - p) ** g * (-np.log(p) + poly_epsilon * (1 - p))
     return out.reshape(labels.shape)
+
+
+def asymmetric(
+    y, y_pred, *, gamma_pos=0.0, gamma_neg=4.0, clip=0.05, from_logits=False, axis=-1, weights=None
+):
+    """Ridnik et al.'s l = -[y (1-p)^g+ log p + (1-y) p_m^g- log(1-p_m)], mean over axis.
+
+    `weights`: a (w_pos, w_neg) pair of arrays to use in place of the focusing weights
+    (frozen at a point, for the detached gradient).
+    """
+    y = np.asarray(y, np.float64)
+    if from_logits:
+        x = np.asarray(y_pred, np.float64)
+        log_p, log_1mp = -np.logaddexp(0, -x), -np.logaddexp(0, x)
+        p = np.exp(log_p)
+    else:
+        p = np.clip(np.asarray(y_pred, np.float64), EPS, 1 - EPS)
+        log_p, log_1mp = np.log(p), np.log(1 - p)
+    p_m = np.maximum(p - clip, 0.0)
+    w_pos = np.exp(gamma_pos * log_1mp)
+    if clip == 0:
+        w_neg, log_1m_pm = np.exp(gamma_neg * log_p), log_1mp
+    else:
+        with np.errstate(divide="ignore"):
+            w_neg = np.where(p_m > 0, p_m**gamma_neg, 0.0)
+        # 1 - p_m = (1 - p) + clip where p > clip: in log space, finite where 1 - p underflows.
+        log_1m_pm = np.where(p_m > 0, np.logaddexp(log_1mp, np.log(clip)), 0.0)
+    if weights is not None:
+        w_pos, w_neg = weights
+    loss = -(y * w_pos * log_p + (1 - y) * w_neg * log_1m_pm)
+    return loss.mean(axis=axis), (w_pos, w_neg)
+
+
+def logit_adjusted(labels, logits, *, log_prior, tau=1.0, ignore_class=None):
+    """-log softmax(x + tau log pi)_y per example (class axis last), 0 where ignored."""
+    labels = np.asarray(labels)
+    z = np.asarray(logits, np.float64) + tau * np.asarray(log_prior, np.float64)
+    log_softmax = z - np.logaddexp.reduce(z, axis=-1, keepdims=True)
+    safe = np.where(labels == ignore_class, 0, labels) if ignore_class is not None else labels
+    loss = -np.take_along_axis(log_softmax, safe[..., None], axis=-1)[..., 0]
+    return np.where(labels == ignore_class, 0.0, loss) if ignore_class is not None else loss
+
+
+def logit_adjusted_binary(y, logits, *, positive_rate, tau=1.0, axis=-1):
+    """bce(y, x + tau log(pi / (1 - pi))), mean over axis."""
+    pi = _along(positive_rate, np.ndim(logits), axis)
+    z = np.asarray(logits, np.float64) + tau * np.log(pi / (1 - pi))
+    y = np.asarray(y, np.float64)
+    return (y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)).mean(axis=axis)
