@@ -44,7 +44,11 @@ def test_shipped_file_configs_only_miss_their_data_path(module):
 
 BAD = [
     ("task__name", "regression", r"task.name must be one of binary, multi_label, multiclass"),
-    ("loss__name", "hinge", r"loss.name must be one of focal, bce, ce; got 'hinge'"),
+    (
+        "loss__name",
+        "hinge",
+        r"loss.name must be one of focal, bce, ce, asl, logit_adjusted; got 'hinge'",
+    ),
     ("loss__gamma", -1.0, r"loss.gamma must be a finite number >= 0; got -1.0"),
     ("loss__gamma", math.inf, r"loss.gamma must be a finite number >= 0; got inf"),
     ("loss__alpha", 1.5, r"loss.alpha must be a number in \[0, 1\]; got 1.5"),
@@ -98,10 +102,15 @@ def test_every_bad_field_is_listed_at_once():
 
 def test_task_and_loss_must_fit_together():
     message = _error(_with(default.get_config(), loss__name="ce"))
-    assert "loss.name must be focal or bce for task.name='binary'; got 'ce'" in message
+    assert (
+        "loss.name must be one of focal, bce, asl, logit_adjusted for task.name='binary'; got 'ce'"
+        in message
+    )
     message = _error(_with(multiclass.get_config(), loss__name="bce", task__num_classes=1))
     assert "task.num_classes must be an integer >= 2; got 1" in message
-    assert "loss.name must be focal or ce for task.name='multiclass'" in message
+    assert (
+        "loss.name must be one of focal, ce, logit_adjusted for task.name='multiclass'" in message
+    )
 
 
 def test_global_batch_must_split_over_the_replicas():

@@ -54,9 +54,19 @@ def get_config() -> config_dict.ConfigDict:
     config.model.l2 = 0.0  # L2 penalty on the kernels (counted once over replicas)
 
     config.loss = config_dict.ConfigDict()
-    config.loss.name = "focal"  # focal | bce (binary, multi-label) | ce (multiclass)
+    # focal | bce (binary, multi-label) | ce (multiclass) | asl (binary, multi-label:
+    # asymmetric loss) | logit_adjusted (the prior from the label histogram); docs/losses.md
+    config.loss.name = "focal"
     config.loss.gamma = 2.0
-    config.loss.alpha = 0.25
+    # The positive class's weight (applied with apply_class_balancing): a number, one per
+    # output, or "auto" (each output's negative share from the histogram, applied).
+    config.loss.alpha = config_dict.FieldReference(0.25, field_type=object)
+    config.loss.gamma_schedule = "none"  # none | flsd53 (Mukhoti et al.: gamma 5 / 3)
+    config.loss.poly_epsilon = 0.0  # Poly-1: + epsilon (1 - p_t)^(gamma + 1)
+    config.loss.tau = 1.0  # logit_adjusted: logits + tau log prior
+    config.loss.gamma_pos = 0.0  # asl
+    config.loss.gamma_neg = 4.0  # asl
+    config.loss.clip = 0.05  # asl: probability margin of the negatives
     config.loss.apply_class_balancing = False
     config.loss.label_smoothing = 0.0
     config.loss.class_weights = "auto"  # none | auto (= balanced) | inverse | ...

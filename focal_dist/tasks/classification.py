@@ -18,8 +18,15 @@ from focal_dist.distribute import Backend, InputInfo
 from focal_dist.tasks.base import Task, TaskReport
 
 
+def _schedule(loss) -> str | None:
+    return None if loss.gamma_schedule in ("", "none") else loss.gamma_schedule
+
+
 def _focal(task, labels, logits, *, focal=True):
     loss = task.config.loss
+    options = (
+        {"gamma_schedule": _schedule(loss), "poly_epsilon": loss.poly_epsilon} if focal else {}
+    )
     gamma = loss.gamma if focal else 0.0
     if task.name == "multiclass":
         return losses.sparse_categorical_focal_crossentropy(
@@ -29,16 +36,20 @@ def _focal(task, labels, logits, *, focal=True):
             alpha=loss.alpha if focal else 1.0,
             from_logits=True,
             class_weight=task.class_weight,
+            **options,
         )
+    auto_alpha = loss.alpha == "auto"
     return losses.binary_focal_crossentropy(
         labels,
         logits,
         gamma=gamma,
-        alpha=loss.alpha,
-        apply_class_balancing=focal and loss.apply_class_balancing,
+        alpha=task.alpha if auto_alpha else loss.alpha,
+        # alpha = "auto" (each output's negative share) is meant to be applied.
+        apply_class_balancing=focal and (loss.apply_class_balancing or auto_alpha),
         from_logits=True,
         label_smoothing=loss.label_smoothing,
         class_weight=task.class_weight,
+        **options,
     )
 
 
@@ -47,9 +58,39 @@ def _cross_entropy(task, labels, logits):
     return _focal(task, labels, logits, focal=False)
 
 
-# loss.name -> (task, labels, logits) -> per-example losses [B]; bce for binary and
-# multi-label, ce for multiclass (config_check says which name fits which task).
-LOSSES = {"focal": _focal, "bce": _cross_entropy, "ce": _cross_entropy}
+def _asymmetric(task, labels, logits):
+    loss = task.config.loss
+    return losses.asymmetric_loss(
+        labels,
+        logits,
+        gamma_pos=loss.gamma_pos,
+        gamma_neg=loss.gamma_neg,
+        clip=loss.clip,
+        from_logits=True,
+    )
+
+
+def _logit_adjusted(task, labels, logits):
+    # The prior is the all-reduced histogram's (prepare): a shard's would differ.
+    histogram, tau = task.histogram, task.config.loss.tau
+    if task.name == "multiclass":
+        log_prior = losses.log_prior_from_counts(histogram.counts)
+        return losses.logit_adjusted_crossentropy(labels, logits, log_prior=log_prior, tau=tau)
+    rate = histogram.positives / max(histogram.num_examples, 1)
+    return losses.logit_adjusted_binary_crossentropy(labels, logits, positive_rate=rate, tau=tau)
+
+
+# loss.name -> (task, labels, logits) -> per-example losses [B]. bce and asl are for
+# binary and multi-label tasks, ce for multiclass (config_check says which fits which).
+LOSSES = {
+    "focal": _focal,
+    "bce": _cross_entropy,
+    "ce": _cross_entropy,
+    "asl": _asymmetric,
+    "logit_adjusted": _logit_adjusted,
+}
+# Losses that need the label histogram whatever loss.class_weights says.
+NEEDS_HISTOGRAM = ("logit_adjusted",)
 
 
 class ClassificationTask(Task):
@@ -69,6 +110,7 @@ class ClassificationTask(Task):
         self.label_mode = {"binary": "binary", "multi_label": "multi_label"}.get(task, "sparse")
         self.class_weight = None
         self.histogram = None
+        self.alpha = None  # loss.alpha = "auto": set from the histogram in prepare
         data = config.data
         self._images = None
         if data.source in images.SOURCES:
@@ -246,15 +288,22 @@ class ClassificationTask(Task):
         checks every feature and label value, so bad data stops the run before any
         checkpoint is written.
         """
-        scheme = self.config.loss.class_weights
+        loss = self.config.loss
+        scheme = loss.class_weights
         tabular_files = self._synthetic is None and self._images is None
-        if scheme == "none" and not tabular_files:
+        needed = (
+            scheme != "none"
+            or loss.alpha == "auto"
+            or loss.name in NEEDS_HISTOGRAM
+            or tabular_files
+        )
+        if not needed:
             return
         scheme = "balanced" if scheme == "auto" else scheme
         if scheme != "none" and scheme not in class_weights_lib.SCHEMES:
             raise ValueError(
                 f"loss.class_weights must be none, auto or one of "
-                f"{', '.join(class_weights_lib.SCHEMES)}; got {self.config.loss.class_weights!r}"
+                f"{', '.join(class_weights_lib.SCHEMES)}; got {loss.class_weights!r}"
             )
         self.histogram = class_weights_lib.label_histogram(
             self.histogram_dataset,
@@ -263,11 +312,14 @@ class ClassificationTask(Task):
             backend=backend,
             label_fn=lambda labels: labels,
         )
+        if loss.alpha == "auto":
+            self.alpha = class_weights_lib.focal_alpha(self.histogram, per_output=True, min_count=1)
+            logging.info("focal alpha per output (negative share) %s", np.round(self.alpha, 4))
         if scheme == "none":
             logging.info("label histogram %s (no class weights)", self.histogram.counts.tolist())
             return
         self.class_weight = class_weights_lib.class_weights(
-            self.histogram, scheme, beta=self.config.loss.beta, min_count=1
+            self.histogram, scheme, beta=loss.beta, min_count=1
         )
         logging.info(
             "label histogram %s -> %s weights %s",

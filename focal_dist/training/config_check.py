@@ -102,16 +102,44 @@ def _check_task_and_loss(check: _Checker, config) -> None:
     check.integer("task.num_classes", minimum)
     check.one_of("loss.name", LOSSES)
     loss = _get(config, "loss.name")
-    if loss == "ce" and task in ("binary", "multi_label"):
-        check.fail("loss.name", f"focal or bce for task.name={task!r}", loss)
-    if loss == "bce" and task == "multiclass":
-        check.fail("loss.name", "focal or ce for task.name='multiclass'", loss)
+    tasks_of = {"ce": ("multiclass",), "bce": _BINARY_TASKS, "asl": _BINARY_TASKS}
+    if loss in tasks_of and task in TASKS and task not in tasks_of[loss]:
+        fitting = [name for name in LOSSES if task in tasks_of.get(name, TASKS)]
+        check.fail("loss.name", f"one of {', '.join(fitting)} for task.name={task!r}", loss)
     check.number("loss.gamma", 0.0)
-    check.number("loss.alpha", 0.0, 1.0)
+    _check_alpha(check, config, task)
     check.flag("loss.apply_class_balancing")
     check.number("loss.label_smoothing", 0.0, 1.0)
     check.one_of("loss.class_weights", CLASS_WEIGHTS)
     check.number("loss.beta", 0.0, 1.0, open_high=True)
+    check.one_of("loss.gamma_schedule", ("none", "flsd53"))
+    check.number("loss.poly_epsilon", -1.0)
+    check.number("loss.tau", 0.0)
+    check.number("loss.gamma_pos", 0.0)
+    check.number("loss.gamma_neg", 0.0)
+    check.number("loss.clip", 0.0, 1.0, open_high=True)
+    weights = _get(config, "loss.class_weights")
+    if loss in ("asl", "logit_adjusted") and weights not in (_MISSING, "none"):
+        # ASL's asymmetric focusing and the prior's adjustment replace class weights.
+        check.fail("loss.class_weights", f"none for loss.name={loss!r}", weights)
+
+
+_BINARY_TASKS = ("binary", "multi_label")
+
+
+def _check_alpha(check: _Checker, config, task) -> None:
+    alpha = _get(config, "loss.alpha")
+    if alpha is _MISSING or (alpha == "auto" and task in _BINARY_TASKS):
+        return
+    outputs = 1 if task == "binary" else _get(config, "task.num_classes")
+    values = list(alpha) if isinstance(alpha, (tuple, list)) else [alpha]
+    in_range = all(_is_number(v) and 0.0 <= v <= 1.0 for v in values)
+    if isinstance(alpha, (tuple, list)):
+        if not in_range or len(values) != outputs:
+            check.fail("loss.alpha", f"{outputs} numbers in [0, 1] (one per output)", alpha)
+    elif not in_range:
+        # A number, a list of one per output, or (binary, multi-label) "auto".
+        check.fail("loss.alpha", "a number in [0, 1]", alpha)
 
 
 def _check_optimizer_and_train(check: _Checker, config, num_replicas) -> None:

@@ -36,6 +36,7 @@ EQUIVALENCE_CONFIG = {
 
 
 CONV = "tests.training.conv_model:build"
+DISTRIBUTED = ("mirrored", "multiworker", "horovod")
 # Overlapped: counts first, then one collective per variable (buckets of 1 byte).
 OVERLAP = {"train.allreduce": "overlap", "train.allreduce_bucket_mb": 1e-6}
 VARIANTS = {
@@ -45,6 +46,11 @@ VARIANTS = {
     "mlp-overlap": OVERLAP,
     "mlp-l2-overlap": {"model.l2": 0.01, **OVERLAP},
     "conv-overlap": {"model.name": CONV, **OVERLAP},
+    # The loss family (docs/losses.md): ASL; logit adjustment with the all-reduced
+    # prior; FLSD-53 with Poly-1 and each output's alpha from the histogram.
+    "asl": {"loss.name": "asl", "loss.class_weights": "none"},
+    "logit_adjusted": {"loss.name": "logit_adjusted", "loss.class_weights": "none"},
+    "flsd-poly": {"loss.gamma_schedule": "flsd53", "loss.poly_epsilon": 1.0, "loss.alpha": "auto"},
 }
 
 
@@ -81,6 +87,7 @@ def single_device(tmp_path_factory):
         ("mirrored", "conv-overlap"),
         ("multiworker", "conv-overlap"),
         ("horovod", "conv-overlap"),
+        *((d, loss) for loss in ("asl", "logit_adjusted", "flsd-poly") for d in DISTRIBUTED),
     ],
     ids=lambda value: value,
 )
