@@ -99,9 +99,38 @@ def label_problem(labels: tf.Tensor, label_mode: str | None, num_classes: int | 
     return None, ""
 
 
+def value_tests(
+    features: tf.Tensor | None,
+    labels: tf.Tensor | None,
+    *,
+    feature_names: Sequence[str],
+    label_names: Sequence[str],
+    label_mode: str | None = None,
+    num_classes: int | None = None,
+    column_word: str = "column",
+) -> list[Test]:
+    """The tests of one batch: labels valid for `label_mode`, then features finite."""
+    tests = []
+    if labels is not None:
+        as_matrix = tf.reshape(labels, [tf.shape(labels)[0], -1])
+        ok, problem = label_problem(as_matrix, label_mode, num_classes)
+        if ok is not None:
+            tests.append(Test(ok, as_matrix, [f"{column_word} {n}" for n in label_names], problem))
+    if features is not None:
+        tests.append(
+            Test(
+                tf.math.is_finite(features),
+                features,
+                [f"{column_word} {n}" for n in feature_names],
+                "feature values must be finite (NaN and inf are refused)",
+            )
+        )
+    return tests
+
+
 def checked(
     features: tf.Tensor | None,
-    labels: tf.Tensor,
+    labels: tf.Tensor | None,
     *,
     where,
     rows: tf.Tensor,
@@ -113,11 +142,12 @@ def checked(
     column_word: str = "column",
     first: Sequence[Test] = (),
 ):
-    """`(features, labels)` (or `labels` when `features` is None) after their checks.
+    """`(features, labels)` after their checks; `labels` alone when `features` is None,
+    `features` alone when `labels` is None (prediction rows).
 
     Args:
       features: float [N, K] or None.
-      labels: [N] or [N, C], integer or float.
+      labels: [N] or [N, C], integer or float, or None.
       where: what holds the batch, e.g. "CSV file /data/a.csv" (str or string tensor).
       rows: int64 [N], each row's index in its file.
       feature_names: K names, one per feature column.
@@ -128,23 +158,22 @@ def checked(
       column_word: what a name is ("column"; "feature" for TFRecord keys).
       first: tests reported before these (e.g. CSV text that is not a number).
     """
-    as_matrix = tf.reshape(labels, [tf.shape(labels)[0], -1])
-    ok, problem = label_problem(as_matrix, label_mode, num_classes)
-    tests = list(first)
-    if ok is not None:
-        tests.append(Test(ok, as_matrix, [f"{column_word} {n}" for n in label_names], problem))
-    if features is not None:
-        tests.append(
-            Test(
-                tf.math.is_finite(features),
-                features,
-                [f"{column_word} {n}" for n in feature_names],
-                "feature values must be finite (NaN and inf are refused)",
-            )
-        )
-    if not tests:
-        return labels if features is None else (features, labels)
-    result = guard(tests, where=where, rows=rows, row_text=row_text)
-    # The smallest tensor of the batch carries the checks (+ 0).
-    labels = labels + tf.cast(result, labels.dtype)
-    return labels if features is None else (features, labels)
+    tests = list(first) + value_tests(
+        features,
+        labels,
+        feature_names=feature_names,
+        label_names=label_names,
+        label_mode=label_mode,
+        num_classes=num_classes,
+        column_word=column_word,
+    )
+    if tests:
+        result = guard(tests, where=where, rows=rows, row_text=row_text)
+        # The smallest tensor of the batch carries the checks (+ 0).
+        if labels is not None:
+            labels = labels + tf.cast(result, labels.dtype)
+        else:
+            features = features + tf.cast(result, features.dtype)
+    if features is None:
+        return labels
+    return features if labels is None else (features, labels)

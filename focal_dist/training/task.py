@@ -12,8 +12,7 @@ from absl import logging
 
 from focal_dist import class_weights as class_weights_lib
 from focal_dist import losses, models
-from focal_dist.data import images, pipeline, sources
-from focal_dist.data.synthetic import SyntheticTask, synthetic_dataset
+from focal_dist.data import get_source
 from focal_dist.distribute import Backend, InputInfo
 from focal_dist.training.base_task import Task, TaskReport
 
@@ -37,174 +36,26 @@ class ClassificationTask(Task):
         self.label_mode = {"binary": "binary", "multi_label": "multi_label"}.get(task, "sparse")
         self.class_weight = None
         self.histogram = None
-        data = config.data
-        self._images = None
-        if data.source in images.SOURCES:
-            if not data.path:
-                raise ValueError(f"data.path is required for data.source={data.source!r}")
-            self._synthetic = None
-            self._images = self._image_source(data.path)
-            self._eval_images = self._images
-            if data.eval_path and data.eval_path != data.path:
-                self._eval_images = self._image_source(data.eval_path)
-                train_names, eval_names = self._images.class_names, self._eval_images.class_names
-                if train_names != eval_names:
-                    raise ValueError(
-                        f"data.eval_path {data.eval_path!r} has classes {eval_names}; "
-                        f"data.path {data.path!r} has {train_names}"
-                    )
-        elif data.source == "synthetic":
-            self._synthetic = SyntheticTask(
-                task=task,
-                num_features=data.num_features,
-                num_classes=self.num_outputs,
-                positive_rate=data.synthetic.positive_rate,
-                label_noise=data.synthetic.label_noise,
-                hard_fraction=data.synthetic.hard_fraction,
-                seed=data.synthetic.seed,
-            )
-        elif data.source in sources.SOURCES:
-            if not data.path:
-                raise ValueError(f"data.path is required for data.source={data.source!r}")
-            self._synthetic = None
-        else:
-            known = ", ".join(("synthetic", *sources.SOURCES, *images.SOURCES))
-            raise ValueError(f"data.source must be one of {known}; got {data.source!r}")
-
-    def _image_source(self, path: str) -> images.ImageSource:
-        return images.from_config(
-            self.config.data, path=path, label_mode=self.label_mode, num_classes=self.num_outputs
+        # The data set, whatever its kind (focal_dist/data/sources/).
+        self.source = get_source(
+            config.data, label_mode=self.label_mode, num_classes=self.num_outputs
         )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """One example's features without the batch axis: (H, W, C) images or (F,)."""
-        if self._images is not None:
-            return self._images.options.input_shape
-        data = self.config.data
-        if data.source in sources.SOURCES:
-            # data.num_features 0 means "read it from the files"; others must match.
-            return (
-                sources.resolve_num_features(
-                    data.source,
-                    data.path,
-                    data.num_features,
-                    label_column=data.label_column,
-                    feature_column=data.feature_column,
-                ),
-            )
-        return (data.num_features,)
+        return self.source.input_shape
 
     # --- data -------------------------------------------------------------------------
-    def _labels_for_task(self, features, labels):
-        if self.name == "binary":
-            labels = tf.reshape(tf.cast(labels, tf.float32), [-1, 1])
-        elif self.name == "multi_label":
-            labels = tf.cast(labels, tf.float32)
-        else:
-            labels = tf.cast(labels, tf.int64)
-        return tf.cast(features, tf.float32), labels
-
-    def _file_examples(self, path: str, info: InputInfo) -> tf.data.Dataset:
-        data = self.config.data
-        batches = sources.make_dataset(
-            data.source,
-            path,
-            info,
-            label_column=data.label_column,
-            feature_column=data.feature_column,
-            batch_size=4096,
-            label_mode=self.label_mode,
-            num_classes=self.num_outputs,
-        )
-        return batches.unbatch()
-
     def train_dataset(self, info: InputInfo) -> tf.data.Dataset:
-        config = self.config
-        skip_global_batches = info.skip_global_batches
-        if self._synthetic is not None:
-            # Held in memory (as `cache()` held it before): each step is a slice of it.
-            num_train = config.data.synthetic.num_train
-            return pipeline.split_in_memory(
-                self._synthetic_whole(num_train).cache(),
-                num_train,
-                info,
-                global_batch_size=info.global_batch_size,
-                shuffle=config.data.shuffle_buffer > 0,
-                seed=info.seed,
-                skip_global_batches=skip_global_batches,
-                finish=self._labels_for_task,
-            )
-        if self._images is not None:
-            return self._images.train_batches(
-                info,
-                shuffle_buffer=config.data.shuffle_buffer,
-                seed=info.seed,
-                skip_global_batches=skip_global_batches,
-                finish=self._labels_for_task,
-            )
-        # Files: each pipeline reads its own files or records (no N-fold I/O); resuming
-        # skips this pipeline's share of the batches already seen.
-        return pipeline.shard_then_batch(
-            self._file_examples(config.data.path, info),
-            info,
-            shuffle_buffer=config.data.shuffle_buffer,
-            seed=info.seed,
-            skip_batches=skip_global_batches * info.replicas_per_pipeline,
-            finish=self._labels_for_task,
-        )
-
-    def _synthetic_whole(self, num_examples: int, offset: int = 0) -> tf.data.Dataset:
-        """The synthetic examples offset .. offset + num_examples - 1 as one batch."""
-        return synthetic_dataset(self._synthetic, num_examples, offset=offset).batch(num_examples)
+        return self.source.train_batches(info)
 
     def eval_dataset(self, info: InputInfo) -> tf.data.Dataset:
-        config = self.config
-        if self._synthetic is not None:
-            num_eval = config.data.synthetic.num_eval
-            return pipeline.split_in_memory(
-                self._synthetic_whole(num_eval, offset=config.data.synthetic.num_train),
-                num_eval,
-                info,
-                global_batch_size=info.global_batch_size,
-                repeat=False,
-                finish=self._labels_for_task,
-            )
-        if self._images is not None:
-            examples = self._eval_images.eval_examples(InputInfo(0, 1, info.per_replica_batch_size))
-        else:
-            path = config.data.eval_path or config.data.path
-            # Every worker reads the whole eval set and keeps its slices of each global
-            # batch: each example counted once, the same number of steps everywhere.
-            examples = self._file_examples(path, InputInfo(0, 1, info.per_replica_batch_size))
-        return pipeline.split_global_batches(
-            examples,
-            info,
-            global_batch_size=info.global_batch_size,
-            repeat=False,
-            finish=self._labels_for_task,
-        )
+        return self.source.split_batches(info, "eval")
 
     def histogram_dataset(self, info: InputInfo) -> tf.data.Dataset:
         """The training labels, this pipeline's share, for the class-weight histogram."""
-        if self._synthetic is not None:
-            n = self.config.data.synthetic.num_train
-            ids = tf.data.Dataset.range(n).shard(info.num_pipelines, info.pipeline_id)
-            return ids.batch(4096).map(lambda i: self._synthetic.examples(i)[1])
-        if self._images is not None:
-            return self._images.labels(info, batch_size=4096)
-        return sources.make_dataset(
-            self.config.data.source,
-            self.config.data.path,
-            info,
-            label_column=self.config.data.label_column,
-            labels_only=True,
-            # The label pass before training also checks every feature value.
-            check_features=True,
-            batch_size=4096,
-            label_mode=self.label_mode,
-            num_classes=self.num_outputs,
-        )
+        return self.source.label_batches(info)
 
     # --- class weights ----------------------------------------------------------------
     def prepare(self, backend: Backend) -> None:
@@ -215,8 +66,7 @@ class ClassificationTask(Task):
         checkpoint is written.
         """
         scheme = self.config.loss.class_weights
-        tabular_files = self._synthetic is None and self._images is None
-        if scheme == "none" and not tabular_files:
+        if scheme == "none" and not self.source.label_pass_checks_values:
             return
         scheme = "balanced" if scheme == "auto" else scheme
         if scheme != "none" and scheme not in class_weights_lib.SCHEMES:

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from focal_dist.data import checks
-from focal_dist.data.files import DataError, check_label_width, require_rows, shard_files
+from focal_dist.data.files import (
+    DataError,
+    ReaderOptions,
+    check_label_width,
+    require_rows,
+    shard_files,
+)
+from focal_dist.data.readers import batches
 from focal_dist.distribute import InputInfo
 
 
@@ -39,59 +45,64 @@ def _kinds(files: list[str], keys: list[str]) -> dict[str, tuple[str, int]]:
     return kinds
 
 
-def tfrecord_num_features(files: list[str], feature_key: str = "features") -> int:
-    """The length of `feature_key` in the first record."""
-    return _kinds(files, [feature_key])[feature_key][1]
+def _label_key(options: ReaderOptions) -> str:
+    if len(options.label_column) != 1:
+        raise DataError(
+            f"TFRecord labels are one feature key (holding C values for multi-label); "
+            f"label_column names {len(options.label_column)}: {list(options.label_column)}"
+        )
+    return options.label_column[0]
+
+
+def feature_names(files: list[str], options: ReaderOptions) -> list[str]:
+    """`<feature_column>[i]` for each value of the feature vector in the first record."""
+    key = options.feature_column
+    return [f"{key}[{i}]" for i in range(_kinds(files, [key])[key][1])]
+
+
+def features_phrase(options: ReaderOptions) -> str:
+    """What the feature count counts, for messages."""
+    return f"values in feature {options.feature_column!r}"
 
 
 def _record_text(row):
     return tf.strings.join(["record ", tf.strings.as_string(row)])
 
 
-def tfrecord_dataset(
-    files: list[str],
-    info: InputInfo,
-    *,
-    label_key: str = "label",
-    feature_key: str = "features",
-    labels_only: bool = False,
-    check_features: bool = False,
-    batch_size: int,
-    label_mode: str | None = None,
-    num_classes: int | None = None,
-) -> tf.data.Dataset:
-    """Batches of tf.train.Example with a numeric `label_key` and a numeric `feature_key`.
+def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.Dataset:
+    """Batches of tf.train.Example with a numeric label key and a numeric feature key, as
+    `options` asks (see `ReaderOptions`).
 
     The label is int64 or float; one value (binary, sparse) or C values (multi-hot).
-    Features must be finite and labels valid for `label_mode` (see `checks.checked`).
+    Features must be finite and labels valid for the label mode (see `checks.checked`).
     """
-    read_features = not labels_only or check_features
-    keys = [label_key] + ([feature_key] if read_features else [])
-    kinds = _kinds(files, keys)
-    label_kind, label_length = kinds[label_key]
-    check_label_width(
-        f"TFRecord file {files[0]!r}", [label_key], label_length, label_mode, num_classes
+    label_key, feature_key = _label_key(options), options.feature_column
+    keys = ([label_key] if options.read_labels else []) + (
+        [feature_key] if options.read_features else []
     )
-    spec = {
-        label_key: tf.io.FixedLenFeature(
+    kinds = _kinds(files, keys)
+    spec, label_names, names = {}, [], []
+    if options.read_labels:
+        label_kind, label_length = kinds[label_key]
+        check_label_width(f"TFRecord file {files[0]!r}", [label_key], label_length, options)
+        spec[label_key] = tf.io.FixedLenFeature(
             [] if label_length == 1 else [label_length],
             tf.int64 if label_kind == "int64_list" else tf.float32,
         )
-    }
-    feature_names = []
-    if read_features:
+        label_names = (
+            [label_key] if label_length == 1 else [f"{label_key}[{c}]" for c in range(label_length)]
+        )
+    if options.read_features:
         kind, length = kinds[feature_key]
         dtype = tf.int64 if kind == "int64_list" else tf.float32
         spec[feature_key] = tf.io.FixedLenFeature([length], dtype)
-        feature_names = [f"{feature_key}[{i}]" for i in range(length)]
-    label_names = (
-        [label_key] if label_length == 1 else [f"{label_key}[{c}]" for c in range(label_length)]
-    )
+        names = [f"{feature_key}[{i}]" for i in range(length)]
+    columns = batches.Columns(names, label_names, word="feature", row_text=_record_text)
+    batch_size = options.batch_size
     own_files, shard_records = shard_files(files, info)
     stride, offset = (info.num_pipelines, info.pipeline_id) if shard_records else (1, 0)
 
     def file_dataset(path) -> tf.data.Dataset:
-        where = tf.strings.join(["TFRecord file ", path])
         records = tf.data.TFRecordDataset(path)
         if shard_records:
             records = records.shard(stride, offset)
@@ -100,20 +111,17 @@ def tfrecord_dataset(
             count = tf.shape(serialized, out_type=tf.int64)[0]
             rows = offset + (batch_index * batch_size + tf.range(count, dtype=tf.int64)) * stride
             parsed = tf.io.parse_example(serialized, spec)
-            features = tf.cast(parsed[feature_key], tf.float32) if read_features else None
-            result = checks.checked(
-                features,
-                parsed[label_key],
-                where=where,
+            return batches.element(
+                options,
+                columns,
+                file=path,
+                where=tf.strings.join(["TFRecord file ", path]),
                 rows=rows,
-                feature_names=feature_names,
-                label_names=label_names,
-                label_mode=label_mode,
-                num_classes=num_classes,
-                row_text=_record_text,
-                column_word="feature",
+                features=tf.cast(parsed[feature_key], tf.float32)
+                if options.read_features
+                else None,
+                labels=parsed[label_key] if options.read_labels else None,
             )
-            return result[1] if labels_only and read_features else result
 
         return (
             records.batch(batch_size)
@@ -129,6 +137,6 @@ def tfrecord_dataset(
         dataset = tf.data.Dataset.from_tensor_slices(own_files).interleave(
             file_dataset, cycle_length=parallel, num_parallel_calls=parallel, deterministic=True
         )
-    if shard_records:
+    if shard_records and not options.prediction_rows:
         dataset = require_rows(dataset, "TFRecord", own_files, info)
     return dataset.prefetch(tf.data.AUTOTUNE)
