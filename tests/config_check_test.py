@@ -150,6 +150,13 @@ def test_the_calibration_split_is_checked_as_the_other_splits(tmp_path):
     )
 
 
+def test_the_non_finite_policy_is_error_or_skip():
+    validate_config(_with(default.get_config(), data__non_finite="skip"))
+    assert "data.non_finite must be one of error, skip; got 'drop'" in _error(
+        _with(default.get_config(), data__non_finite="drop")
+    )
+
+
 def test_a_warmup_longer_than_the_run_is_warned_about(caplog):
     # The images config's 50 warm-up steps in a 20-step trial run: legal, but the rate
     # would never reach its peak, and nothing said so.

@@ -26,6 +26,9 @@ def get_config() -> config_dict.ConfigDict:
     config.data.label_column = "label"  # TFRecord feature key; comma list for multi-label
     config.data.feature_column = "features"  # TFRecord only; CSV/Parquet: every other column
     config.data.num_features = 32
+    # Files: a NaN or inf feature or an invalid label "error" (stops the run, naming file,
+    # column and row) or "skip" (the row is dropped in every pass and counted).
+    config.data.non_finite = "error"
     # Files: examples held in the shuffle buffer (0: no shuffle). The synthetic set is
     # in memory: any value > 0 permutes it fully each epoch, the same on every worker.
     config.data.shuffle_buffer = 16384

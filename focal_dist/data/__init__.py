@@ -12,6 +12,7 @@ from focal_dist.data.readers.tables import (
     num_features_in_files,
     resolve_num_features,
 )
+from focal_dist.data.skipped_rows import SkippedRows
 from focal_dist.data.sources import SOURCES, Source, get_source
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "SOURCES",
     "DataError",
     "ReaderOptions",
+    "SkippedRows",
     "Source",
     "get_source",
     "list_files",

@@ -99,6 +99,31 @@ def label_problem(labels: tf.Tensor, label_mode: str | None, num_classes: int | 
     return None, ""
 
 
+def label_test(
+    labels: tf.Tensor,
+    names: Sequence[str],
+    label_mode: str | None = None,
+    num_classes: int | None = None,
+    column_word: str = "column",
+) -> Test | None:
+    """The test of [N] or [N, C] labels for `label_mode`; None when every value passes."""
+    as_matrix = tf.reshape(labels, [tf.shape(labels)[0], -1])
+    ok, problem = label_problem(as_matrix, label_mode, num_classes)
+    if ok is None:
+        return None
+    return Test(ok, as_matrix, [f"{column_word} {n}" for n in names], problem)
+
+
+def feature_test(features: tf.Tensor, names: Sequence[str], column_word: str = "column") -> Test:
+    """The test of float [N, K] features: every value finite."""
+    return Test(
+        tf.math.is_finite(features),
+        features,
+        [f"{column_word} {n}" for n in names],
+        "feature values must be finite (NaN and inf are refused)",
+    )
+
+
 def value_tests(
     features: tf.Tensor | None,
     labels: tf.Tensor | None,
@@ -112,20 +137,30 @@ def value_tests(
     """The tests of one batch: labels valid for `label_mode`, then features finite."""
     tests = []
     if labels is not None:
-        as_matrix = tf.reshape(labels, [tf.shape(labels)[0], -1])
-        ok, problem = label_problem(as_matrix, label_mode, num_classes)
-        if ok is not None:
-            tests.append(Test(ok, as_matrix, [f"{column_word} {n}" for n in label_names], problem))
+        tests.append(label_test(labels, label_names, label_mode, num_classes, column_word))
     if features is not None:
-        tests.append(
-            Test(
-                tf.math.is_finite(features),
-                features,
-                [f"{column_word} {n}" for n in feature_names],
-                "feature values must be finite (NaN and inf are refused)",
-            )
-        )
-    return tests
+        tests.append(feature_test(features, feature_names, column_word))
+    return [test for test in tests if test is not None]
+
+
+def valid_rows(tests: Sequence[Test]) -> tf.Tensor:
+    """bool [N]: the rows on which every test passes."""
+    valid = tf.reduce_all(tests[0].ok, axis=1)
+    for test in tests[1:]:
+        valid = tf.logical_and(valid, tf.reduce_all(test.ok, axis=1))
+    return valid
+
+
+def bad_values(test: Test | None, width: int) -> tf.Tensor:
+    """int64 [width]: the values of each column that fail `test` (zeros without one)."""
+    if test is None:
+        return tf.zeros([width], tf.int64)
+    return tf.reduce_sum(tf.cast(tf.logical_not(test.ok), tf.int64), axis=0)
+
+
+def carry(result: tf.Tensor, tensor: tf.Tensor) -> tf.Tensor:
+    """`tensor` + the guard's 0: a data dependency, so that the guard runs."""
+    return tensor + tf.cast(result, tensor.dtype)
 
 
 def checked(
@@ -171,9 +206,9 @@ def checked(
         result = guard(tests, where=where, rows=rows, row_text=row_text)
         # The smallest tensor of the batch carries the checks (+ 0).
         if labels is not None:
-            labels = labels + tf.cast(result, labels.dtype)
+            labels = carry(result, labels)
         else:
-            features = features + tf.cast(result, features.dtype)
+            features = carry(result, features)
     if features is None:
         return labels
     return features if labels is None else (features, labels)

@@ -15,6 +15,9 @@ import tensorflow as tf
 from focal_dist.data.label_modes import LABEL_MODES
 from focal_dist.distribute import InputInfo
 
+# data.non_finite: stop at a bad row (naming it), or drop it and count it.
+NON_FINITE = ("error", "skip")
+
 # Suffix -> reader (data/readers/tables.py), for `source_from_path`.
 _SUFFIXES = (
     (".tfrecord", "tfrecord"),
@@ -52,6 +55,14 @@ class ReaderOptions:
         range are refused naming file, column and row. None: labels need only be finite.
       num_classes: C (1 for binary).
       chunk_rows: Parquet only: rows per read, the unit of sharding between pipelines.
+      non_finite: "error" (a bad row stops the reader, naming file, column and row) or
+        "skip": rows with a NaN or inf feature or an invalid label are dropped, in every
+        kind of pass alike (features are then always read, so a label pass drops the
+        rows training drops). A value that is not a number (CSV) is still an error.
+        Prediction rows are always checked with "error".
+      count_skipped: with "skip": yield, per batch read, `{"file_index": int64 (in the
+        files given), "skipped": int64 [C + K + 1]}`, the bad values of each label and
+        feature column and the rows dropped (data/skipped_rows.py sums them).
     """
 
     label_column: str | Sequence[str] = "label"
@@ -63,6 +74,8 @@ class ReaderOptions:
     label_mode: str | None = None
     num_classes: int | None = None
     chunk_rows: int = 65536
+    non_finite: str = "error"
+    count_skipped: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "label_column", tuple(label_columns(self.label_column)))
@@ -82,10 +95,21 @@ class ReaderOptions:
                 raise DataError(f"{name} must be an integer >= 1; got {value!r}")
         if self.labels_only and self.prediction_rows:
             raise DataError("labels_only and prediction_rows exclude each other; got both")
+        if self.non_finite not in NON_FINITE:
+            raise DataError(
+                f"non_finite must be one of {', '.join(NON_FINITE)}; got {self.non_finite!r}"
+            )
+        if self.count_skipped and (self.non_finite != "skip" or self.prediction_rows):
+            raise DataError("count_skipped counts the rows non_finite='skip' drops in training")
+
+    @property
+    def skip(self) -> bool:
+        return self.non_finite == "skip" and not self.prediction_rows
 
     @property
     def read_features(self) -> bool:
-        return not self.labels_only or self.check_features
+        # Skipping reads the features in every pass, so that every pass drops the same rows.
+        return not self.labels_only or self.check_features or self.skip
 
     @property
     def read_labels(self) -> bool:
@@ -127,11 +151,19 @@ def label_columns(label_column) -> list[str]:
     return list(label_column)
 
 
+def shard_file_indices(num_files: int, info: InputInfo) -> tuple[list[int], bool]:
+    """(indices of this pipeline's files, whether each file's records must still be
+    sharded)."""
+    indices = list(range(num_files))
+    if info.num_pipelines > 1 and num_files >= info.num_pipelines:
+        return indices[info.pipeline_id :: info.num_pipelines], False
+    return indices, info.num_pipelines > 1
+
+
 def shard_files(files: list[str], info: InputInfo) -> tuple[list[str], bool]:
     """(files of this pipeline, whether each file's records must still be sharded)."""
-    if info.num_pipelines > 1 and len(files) >= info.num_pipelines:
-        return files[info.pipeline_id :: info.num_pipelines], False
-    return files, info.num_pipelines > 1
+    indices, shard_records = shard_file_indices(len(files), info)
+    return [files[i] for i in indices], shard_records
 
 
 def check_label_width(where: str, columns: Sequence[str], width: int, options: ReaderOptions):

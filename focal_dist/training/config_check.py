@@ -18,7 +18,7 @@ from absl import logging
 
 from focal_dist import class_weights as class_weights_lib
 from focal_dist.data import FILE_SOURCES, SOURCES, DataError, resolve_num_features
-from focal_dist.data.files import label_columns
+from focal_dist.data.files import NON_FINITE, label_columns
 from focal_dist.training import profiling
 
 TASKS = ("binary", "multi_label", "multiclass")
@@ -249,6 +249,7 @@ def _check_data(check: _Checker, config) -> None:
     check.one_of("data.source", SOURCES)
     check.integer("data.num_features", 0)
     check.integer("data.shuffle_buffer", 0)
+    check.one_of("data.non_finite", NON_FINITE)
     if source == "synthetic":
         _check_synthetic(check, config)
     elif source in SOURCES:

@@ -38,6 +38,7 @@ def element(
     columns: Columns,
     *,
     file,
+    file_index,
     where,
     rows: tf.Tensor,
     features: tf.Tensor | None,
@@ -51,12 +52,24 @@ def element(
         prediction rows `{"file", "row", "features"}`.
       columns: the names in messages.
       file: the file's path (str or string scalar).
+      file_index: its index in the reader's files (int or int64 scalar).
       where: what holds the batch in messages, e.g. "CSV file /data/a.csv".
       rows: int64 [N], each row's index in its file.
       features: float32 [N, K], or None when not read.
       labels: [N] or [N, C], or None when not read (prediction rows).
       first: tests reported before the value checks (CSV text that is not a number).
     """
+    if options.skip:
+        return _without_bad_rows(
+            options,
+            columns,
+            file_index=file_index,
+            where=where,
+            rows=rows,
+            features=features,
+            labels=labels,
+            first=first,
+        )
     result = checks.checked(
         features,
         labels,
@@ -75,3 +88,30 @@ def element(
     if options.labels_only and features is not None:
         return result[1]
     return result
+
+
+def _without_bad_rows(options, columns, *, file_index, where, rows, features, labels, first):
+    """non_finite="skip": the batch without its rows that fail a value test, or the
+    counts of what fails (count_skipped). Tests in `first` still stop the reader."""
+    label_test = checks.label_test(
+        labels, columns.labels, options.label_mode, options.num_classes, columns.word
+    )
+    feature_test = checks.feature_test(features, columns.features, columns.word)
+    result = checks.guard(first, where=where, rows=rows, row_text=columns.row_text) if first else 0
+    valid = checks.valid_rows([t for t in (label_test, feature_test) if t is not None])
+    if options.count_skipped:
+        dropped = tf.size(valid, out_type=tf.int64) - tf.math.count_nonzero(valid)
+        skipped = tf.concat(
+            [
+                checks.bad_values(label_test, len(columns.labels)),
+                checks.bad_values(feature_test, len(columns.features)),
+                [dropped],
+            ],
+            axis=0,
+        )
+        skipped = checks.carry(result, skipped)
+        return {"file_index": tf.cast(file_index, tf.int64), "skipped": skipped}
+    labels = checks.carry(result, tf.boolean_mask(labels, valid))
+    if options.labels_only:
+        return labels
+    return tf.boolean_mask(features, valid), labels

@@ -16,7 +16,7 @@ from focal_dist.data.files import (
     ReaderOptions,
     check_label_width,
     require_rows,
-    shard_files,
+    shard_file_indices,
 )
 from focal_dist.data.readers import batches
 from focal_dist.distribute import InputInfo
@@ -57,10 +57,16 @@ def _layout(files: list[str], options: ReaderOptions) -> tuple[list[str], list[i
     return header, label_index, feature_index
 
 
+def column_names(files: list[str], options: ReaderOptions) -> tuple[list[str], list[str]]:
+    """(label columns, feature columns): the features are every other column, in file
+    order."""
+    header, label_index, feature_index = _layout(files, options)
+    return [header[i] for i in label_index], [header[i] for i in feature_index]
+
+
 def feature_names(files: list[str], options: ReaderOptions) -> list[str]:
     """The feature columns, in file order: every column that is not a label."""
-    header, _, feature_index = _layout(files, options)
-    return [header[i] for i in feature_index]
+    return column_names(files, options)[1]
 
 
 def features_phrase(options: ReaderOptions) -> str:
@@ -95,10 +101,11 @@ def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.D
         features=[header[i] for i in feature_index], labels=label_names, row_text=_row_text
     )
     batch_size = options.batch_size
-    own_files, shard_records = shard_files(files, info)
+    own, shard_records = shard_file_indices(len(files), info)
     stride, offset = (info.num_pipelines, info.pipeline_id) if shard_records else (1, 0)
 
-    def file_dataset(path: str) -> tf.data.Dataset:
+    def file_dataset(file_index: int) -> tf.data.Dataset:
+        path = files[file_index]
         # Empty fields read as "", so that the numeric test names them (not TF's
         # "Field 4 is required but missing in record!").
         records = tf.data.experimental.CsvDataset(
@@ -126,6 +133,7 @@ def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.D
                 options,
                 columns,
                 file=path,
+                file_index=file_index,
                 where=f"CSV file {path}",
                 rows=rows,
                 features=features,
@@ -139,10 +147,10 @@ def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.D
             .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         )
 
-    datasets = [file_dataset(path) for path in own_files]
+    datasets = [file_dataset(i) for i in own]
     dataset = datasets[0]
     for other in datasets[1:]:
         dataset = dataset.concatenate(other)
     if shard_records and not options.prediction_rows:
-        dataset = require_rows(dataset, "CSV", own_files, info)
+        dataset = require_rows(dataset, "CSV", [files[i] for i in own], info)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -78,9 +78,16 @@ def _layout(files: list[str], options: ReaderOptions):
     return schemas, labels, features
 
 
+def column_names(files: list[str], options: ReaderOptions) -> tuple[list[str], list[str]]:
+    """(label columns, feature columns): the features are every other column, in file
+    order."""
+    _, labels, features = _layout(files, dataclasses.replace(options, labels_only=False))
+    return labels, features
+
+
 def feature_names(files: list[str], options: ReaderOptions) -> list[str]:
     """The feature columns, in file order: every column that is not a label."""
-    return _layout(files, dataclasses.replace(options, labels_only=False))[2]
+    return column_names(files, options)[1]
 
 
 def features_phrase(options: ReaderOptions) -> str:
@@ -155,6 +162,7 @@ def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.D
             options,
             columns,
             file=file,
+            file_index=file_index,
             where=tf.strings.join(["Parquet file ", file]),
             rows=tf.range(start, stop),
             features=result[-1] if features else None,
@@ -164,4 +172,6 @@ def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.D
     dataset = tf.data.Dataset.from_tensor_slices(own).map(
         read_chunk, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
-    return dataset.rebatch(options.batch_size) if options.batch_size != chunk_rows else dataset
+    if options.count_skipped or options.batch_size == chunk_rows:
+        return dataset  # counts are per chunk, of one file each
+    return dataset.rebatch(options.batch_size)

@@ -13,7 +13,7 @@ from focal_dist.data.files import (
     ReaderOptions,
     check_label_width,
     require_rows,
-    shard_files,
+    shard_file_indices,
 )
 from focal_dist.data.readers import batches
 from focal_dist.distribute import InputInfo
@@ -54,6 +54,19 @@ def _label_key(options: ReaderOptions) -> str:
     return options.label_column[0]
 
 
+def _label_names(key: str, length: int) -> list[str]:
+    return [key] if length == 1 else [f"{key}[{c}]" for c in range(length)]
+
+
+def column_names(files: list[str], options: ReaderOptions) -> tuple[list[str], list[str]]:
+    """(label names, feature names): the label key (`key[c]` for C values) and
+    `<feature_column>[i]` for each value of the feature vector in the first record."""
+    label_key, feature_key = _label_key(options), options.feature_column
+    kinds = _kinds(files, [label_key, feature_key])
+    features = [f"{feature_key}[{i}]" for i in range(kinds[feature_key][1])]
+    return _label_names(label_key, kinds[label_key][1]), features
+
+
 def feature_names(files: list[str], options: ReaderOptions) -> list[str]:
     """`<feature_column>[i]` for each value of the feature vector in the first record."""
     key = options.feature_column
@@ -89,9 +102,7 @@ def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.D
             [] if label_length == 1 else [label_length],
             tf.int64 if label_kind == "int64_list" else tf.float32,
         )
-        label_names = (
-            [label_key] if label_length == 1 else [f"{label_key}[{c}]" for c in range(label_length)]
-        )
+        label_names = _label_names(label_key, label_length)
     if options.read_features:
         kind, length = kinds[feature_key]
         dtype = tf.int64 if kind == "int64_list" else tf.float32
@@ -99,10 +110,11 @@ def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.D
         names = [f"{feature_key}[{i}]" for i in range(length)]
     columns = batches.Columns(names, label_names, word="feature", row_text=_record_text)
     batch_size = options.batch_size
-    own_files, shard_records = shard_files(files, info)
+    own, shard_records = shard_file_indices(len(files), info)
+    own_files = [files[i] for i in own]
     stride, offset = (info.num_pipelines, info.pipeline_id) if shard_records else (1, 0)
 
-    def file_dataset(path) -> tf.data.Dataset:
+    def file_dataset(file_index, path) -> tf.data.Dataset:
         records = tf.data.TFRecordDataset(path)
         if shard_records:
             records = records.shard(stride, offset)
@@ -115,6 +127,7 @@ def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.D
                 options,
                 columns,
                 file=path,
+                file_index=file_index,
                 where=tf.strings.join(["TFRecord file ", path]),
                 rows=rows,
                 features=tf.cast(parsed[feature_key], tf.float32)
@@ -131,10 +144,11 @@ def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.D
 
     if len(own_files) == 1:
         # No interleave over one file: it reads 4x slower here.
-        dataset = file_dataset(tf.constant(own_files[0]))
+        dataset = file_dataset(own[0], tf.constant(own_files[0]))
     else:
         parallel = min(4, len(own_files))
-        dataset = tf.data.Dataset.from_tensor_slices(own_files).interleave(
+        paths = tf.data.Dataset.from_tensor_slices((tf.constant(own, tf.int64), own_files))
+        dataset = paths.interleave(
             file_dataset, cycle_length=parallel, num_parallel_calls=parallel, deterministic=True
         )
     if shard_records and not options.prediction_rows:

@@ -13,6 +13,7 @@ import abc
 
 import tensorflow as tf
 
+from focal_dist.data.skipped_rows import SkippedRows
 from focal_dist.distribute import InputInfo
 
 SPLITS = ("eval", "calibration")
@@ -89,6 +90,14 @@ class Source(abc.ABC):
         histogram: every training example once over all pipelines. File sources also
         check every feature value in this pass, so bad data stops a run before its first
         checkpoint."""
+
+    def skipped_rows(self, info: InputInfo, split: str = "train") -> SkippedRows | None:
+        """What `data.non_finite = "skip"` drops from this pipeline's shard of a split
+        ("train", "eval" or "calibration"), per file and column; None when the source
+        drops nothing (non_finite = "error", or no files) or the split is not configured.
+        One pass over the shard; `SkippedRows.summed` adds the pipelines' counts."""
+        del info, split
+        return None
 
     def prediction_batches(self, path: str, info: InputInfo, batch_size: int) -> tf.data.Dataset:
         """This pipeline's batches of `{"file": string [B], "row": int64 [B] (index within

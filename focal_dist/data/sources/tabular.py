@@ -20,9 +20,10 @@ from types import ModuleType
 
 import tensorflow as tf
 
-from focal_dist.data import pipeline
+from focal_dist.data import pipeline, skipped_rows
 from focal_dist.data.files import ReaderOptions, list_files
 from focal_dist.data.readers.tables import resolve_num_features
+from focal_dist.data.skipped_rows import SkippedRows
 from focal_dist.data.sources.base import Source, check_split
 from focal_dist.distribute import InputInfo
 
@@ -58,7 +59,7 @@ class TableSource(Source):
     @classmethod
     def from_config(cls, data, *, label_mode: str, num_classes: int) -> TableSource:
         """The source of `config.data` (path, eval_path, calibration_path, label_column,
-        feature_column, num_features, shuffle_buffer)."""
+        feature_column, num_features, shuffle_buffer, non_finite)."""
         return cls(
             path=data.path,
             eval_path=data.eval_path,
@@ -69,6 +70,7 @@ class TableSource(Source):
                 batch_size=_READ_BATCH,
                 label_mode=label_mode,
                 num_classes=num_classes,
+                non_finite=data.non_finite,
             ),
             num_features=data.num_features,
             shuffle_buffer=data.shuffle_buffer,
@@ -119,6 +121,19 @@ class TableSource(Source):
 
     def label_batches(self, info: InputInfo) -> tf.data.Dataset:
         return self.read(self.paths["train"], info, labels_only=True, check_features=True)
+
+    def skipped_rows(self, info: InputInfo, split: str = "train") -> SkippedRows | None:
+        if split != "train":
+            check_split(split)
+        path = self.paths[split]
+        if not self.options.skip or not path:
+            return None
+        files = list_files(path)
+        labels, features = self.reader.column_names(files, self.options)
+        counts = self.reader.read(
+            files, info, dataclasses.replace(self.options, count_skipped=True)
+        )
+        return skipped_rows.count(counts, files, [*labels, *features])
 
     def prediction_batches(self, path: str, info: InputInfo, batch_size: int) -> tf.data.Dataset:
         return self.read(path, info, prediction_rows=True, batch_size=batch_size)
