@@ -18,7 +18,7 @@ from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", None, "File, glob or comma-separated list of files.", required=True)
-flags.DEFINE_enum("source", None, ["tfrecord", "csv", "parquet"], "Format; default: extension.")
+flags.DEFINE_string("source", None, "tfrecord, csv or parquet; default: from the extension.")
 flags.DEFINE_integer("num_classes", None, "C (binary: 1).", required=True)
 flags.DEFINE_enum(
     "label_mode",
@@ -88,14 +88,19 @@ def main(argv):
     options = {"num_cpu_devices": FLAGS.num_cpu_devices} if FLAGS.distribution == "mirrored" else {}
     backend = get_backend(FLAGS.distribution, **options)
     source = FLAGS.source or data.source_from_path(FLAGS.data)
-    label_column = FLAGS.label_column if len(FLAGS.label_column) > 1 else FLAGS.label_column[0]
+    if source not in data.FILE_SOURCES:
+        raise app.UsageError(
+            f"--source must be one of {', '.join(data.FILE_SOURCES)}; got {source!r}"
+        )
 
     def pipeline(info):
+        # Labels only (Parquet reads no feature column): unlike a training run's label
+        # pass, which also checks every feature value.
         return data.make_dataset(
             source,
             FLAGS.data,
             info,
-            label_column=label_column,
+            label_column=FLAGS.label_column,
             labels_only=True,
             batch_size=info.per_replica_batch_size,
         )

@@ -144,6 +144,28 @@ def test_file_source_paths_columns_and_feature_count_are_checked(tmp_path):
     assert "data.label_column must be 3 column(s) for task.name='multi_label'" in _error(multi)
 
 
+def test_the_calibration_split_is_checked_as_the_other_splits(tmp_path):
+    config = _with(default.get_config(), data__synthetic__num_calibration=-1)
+    assert "data.synthetic.num_calibration must be an integer >= 0; got -1" in _error(config)
+    validate_config(_with(default.get_config(), data__synthetic__num_calibration=0))
+    path = tmp_path / "train.csv"
+    path.write_text("a,label,b\n1,0,2\n3,1,4\n")
+    (tmp_path / "wide.csv").write_text("a,label,b,c\n1,0,2,5\n")
+    config = _with(csv_config.get_config(), data__path=str(path))
+    validate_config(_with(config, data__calibration_path=str(path)))
+    assert re.search(
+        r"data.calibration_path: data.num_features is 2 but csv data .*wide\.csv' has 3",
+        _error(_with(config, data__calibration_path=str(tmp_path / "wide.csv"))),
+    )
+
+
+def test_the_non_finite_policy_is_error_or_skip():
+    validate_config(_with(default.get_config(), data__non_finite="skip"))
+    assert "data.non_finite must be one of error, skip; got 'drop'" in _error(
+        _with(default.get_config(), data__non_finite="drop")
+    )
+
+
 def test_a_warmup_longer_than_the_run_is_warned_about(caplog):
     # The images config's 50 warm-up steps in a 20-step trial run: legal, but the rate
     # would never reach its peak, and nothing said so.

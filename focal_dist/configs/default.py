@@ -21,9 +21,14 @@ def get_config() -> config_dict.ConfigDict:
     config.data.source = "synthetic"
     config.data.path = ""
     config.data.eval_path = ""
+    # Held out for calibration (issue 18), in data.path's format; "": none.
+    config.data.calibration_path = ""
     config.data.label_column = "label"  # TFRecord feature key; comma list for multi-label
     config.data.feature_column = "features"  # TFRecord only; CSV/Parquet: every other column
     config.data.num_features = 32
+    # Files: a NaN or inf feature or an invalid label "error" (stops the run, naming file,
+    # column and row) or "skip" (the row is dropped in every pass and counted).
+    config.data.non_finite = "error"
     # Files: examples held in the shuffle buffer (0: no shuffle). The synthetic set is
     # in memory: any value > 0 permutes it fully each epoch, the same on every worker.
     config.data.shuffle_buffer = 16384
@@ -38,6 +43,8 @@ def get_config() -> config_dict.ConfigDict:
     config.data.synthetic = config_dict.ConfigDict()
     config.data.synthetic.num_train = 65536
     config.data.synthetic.num_eval = 32768
+    # Examples num_train + num_eval onwards: train and eval are the same with or without it.
+    config.data.synthetic.num_calibration = 16384
     config.data.synthetic.positive_rate = 0.01
     config.data.synthetic.label_noise = 0.0
     config.data.synthetic.hard_fraction = 0.02

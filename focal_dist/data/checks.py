@@ -99,9 +99,73 @@ def label_problem(labels: tf.Tensor, label_mode: str | None, num_classes: int | 
     return None, ""
 
 
+def label_test(
+    labels: tf.Tensor,
+    names: Sequence[str],
+    label_mode: str | None = None,
+    num_classes: int | None = None,
+    column_word: str = "column",
+) -> Test | None:
+    """The test of [N] or [N, C] labels for `label_mode`; None when every value passes."""
+    as_matrix = tf.reshape(labels, [tf.shape(labels)[0], -1])
+    ok, problem = label_problem(as_matrix, label_mode, num_classes)
+    if ok is None:
+        return None
+    return Test(ok, as_matrix, [f"{column_word} {n}" for n in names], problem)
+
+
+def feature_test(features: tf.Tensor, names: Sequence[str], column_word: str = "column") -> Test:
+    """The test of float [N, K] features: every value finite."""
+    return Test(
+        tf.math.is_finite(features),
+        features,
+        [f"{column_word} {n}" for n in names],
+        "feature values must be finite (NaN and inf are refused)",
+    )
+
+
+def value_tests(
+    features: tf.Tensor | None,
+    labels: tf.Tensor | None,
+    *,
+    feature_names: Sequence[str],
+    label_names: Sequence[str],
+    label_mode: str | None = None,
+    num_classes: int | None = None,
+    column_word: str = "column",
+) -> list[Test]:
+    """The tests of one batch: labels valid for `label_mode`, then features finite."""
+    tests = []
+    if labels is not None:
+        tests.append(label_test(labels, label_names, label_mode, num_classes, column_word))
+    if features is not None:
+        tests.append(feature_test(features, feature_names, column_word))
+    return [test for test in tests if test is not None]
+
+
+def valid_rows(tests: Sequence[Test]) -> tf.Tensor:
+    """bool [N]: the rows on which every test passes."""
+    valid = tf.reduce_all(tests[0].ok, axis=1)
+    for test in tests[1:]:
+        valid = tf.logical_and(valid, tf.reduce_all(test.ok, axis=1))
+    return valid
+
+
+def bad_values(test: Test | None, width: int) -> tf.Tensor:
+    """int64 [width]: the values of each column that fail `test` (zeros without one)."""
+    if test is None:
+        return tf.zeros([width], tf.int64)
+    return tf.reduce_sum(tf.cast(tf.logical_not(test.ok), tf.int64), axis=0)
+
+
+def carry(result: tf.Tensor, tensor: tf.Tensor) -> tf.Tensor:
+    """`tensor` + the guard's 0: a data dependency, so that the guard runs."""
+    return tensor + tf.cast(result, tensor.dtype)
+
+
 def checked(
     features: tf.Tensor | None,
-    labels: tf.Tensor,
+    labels: tf.Tensor | None,
     *,
     where,
     rows: tf.Tensor,
@@ -113,11 +177,12 @@ def checked(
     column_word: str = "column",
     first: Sequence[Test] = (),
 ):
-    """`(features, labels)` (or `labels` when `features` is None) after their checks.
+    """`(features, labels)` after their checks; `labels` alone when `features` is None,
+    `features` alone when `labels` is None (prediction rows).
 
     Args:
       features: float [N, K] or None.
-      labels: [N] or [N, C], integer or float.
+      labels: [N] or [N, C], integer or float, or None.
       where: what holds the batch, e.g. "CSV file /data/a.csv" (str or string tensor).
       rows: int64 [N], each row's index in its file.
       feature_names: K names, one per feature column.
@@ -128,23 +193,22 @@ def checked(
       column_word: what a name is ("column"; "feature" for TFRecord keys).
       first: tests reported before these (e.g. CSV text that is not a number).
     """
-    as_matrix = tf.reshape(labels, [tf.shape(labels)[0], -1])
-    ok, problem = label_problem(as_matrix, label_mode, num_classes)
-    tests = list(first)
-    if ok is not None:
-        tests.append(Test(ok, as_matrix, [f"{column_word} {n}" for n in label_names], problem))
-    if features is not None:
-        tests.append(
-            Test(
-                tf.math.is_finite(features),
-                features,
-                [f"{column_word} {n}" for n in feature_names],
-                "feature values must be finite (NaN and inf are refused)",
-            )
-        )
-    if not tests:
-        return labels if features is None else (features, labels)
-    result = guard(tests, where=where, rows=rows, row_text=row_text)
-    # The smallest tensor of the batch carries the checks (+ 0).
-    labels = labels + tf.cast(result, labels.dtype)
-    return labels if features is None else (features, labels)
+    tests = list(first) + value_tests(
+        features,
+        labels,
+        feature_names=feature_names,
+        label_names=label_names,
+        label_mode=label_mode,
+        num_classes=num_classes,
+        column_word=column_word,
+    )
+    if tests:
+        result = guard(tests, where=where, rows=rows, row_text=row_text)
+        # The smallest tensor of the batch carries the checks (+ 0).
+        if labels is not None:
+            labels = carry(result, labels)
+        else:
+            features = carry(result, features)
+    if features is None:
+        return labels
+    return features if labels is None else (features, labels)

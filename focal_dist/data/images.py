@@ -2,9 +2,9 @@
 
 Two layouts (`data.source`):
 
-* `image_tfrecord` (data/image_tfrecord.py): tf.train.Example records with encoded
-  bytes under `data.image_key` and labels under `data.image_label_key`;
-* `image_folder` (data/image_folder.py): one subfolder per class.
+* `image_tfrecord` (data/readers/image_tfrecord.py): tf.train.Example records with
+  encoded bytes under `data.image_key` and labels under `data.image_label_key`;
+* `image_folder` (data/readers/image_folder.py): one subfolder per class.
 
 Images come out as float32 `[H, W, channels]` in [0, 1], resized to `data.image_size`.
 Training shuffles the raw records of this pipeline's shard (encoded images are cheap to
@@ -24,11 +24,18 @@ import tensorflow as tf
 
 from focal_dist.data import pipeline
 from focal_dist.data.files import DataError
-from focal_dist.data.image_folder import ImageFolder
-from focal_dist.data.image_tfrecord import ImageTFRecord
+from focal_dist.data.readers.image_folder import ImageFolder
+from focal_dist.data.readers.image_tfrecord import ImageTFRecord
 from focal_dist.distribute import InputInfo
 
-SOURCES = ("image_tfrecord", "image_folder")
+# Layout -> its reader, from (path, label_mode, num_classes, image_key, label_key).
+_READERS = {
+    "image_tfrecord": lambda path, image_key, label_key, **labels: ImageTFRecord(
+        path, image_key=image_key, label_key=label_key, **labels
+    ),
+    "image_folder": lambda path, image_key, label_key, **labels: ImageFolder(path, **labels),
+}
+SOURCES = tuple(_READERS)
 
 # First bytes of the formats tf.io.decode_image reads.
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
@@ -115,20 +122,17 @@ class ImageSource:
         image_key: str = "image/encoded",
         label_key: str = "image/class/label",
     ):
-        if source == "image_tfrecord":
-            self.reader = ImageTFRecord(
-                path,
-                label_mode=label_mode,
-                num_classes=num_classes,
-                image_key=image_key,
-                label_key=label_key,
-            )
-        elif source == "image_folder":
-            self.reader = ImageFolder(path, label_mode=label_mode, num_classes=num_classes)
-        else:
+        if source not in _READERS:
             raise DataError(
                 f"image data.source must be one of {', '.join(SOURCES)}; got {source!r}"
             )
+        self.reader = _READERS[source](
+            path,
+            image_key,
+            label_key,
+            label_mode=label_mode,
+            num_classes=num_classes,
+        )
         self.options = options
 
     @property
@@ -191,10 +195,27 @@ class ImageSource:
         return self.reader.labels_dataset(info, batch_size)
 
 
-def from_config(data, *, path: str, label_mode: str, num_classes: int) -> ImageSource:
-    """The ImageSource of `config.data` for `path` (data.path or data.eval_path)."""
+def prediction_batches(
+    records: tf.data.Dataset, options: ImageOptions, batch_size: int
+) -> tf.data.Dataset:
+    """Batches of `{"file", "row", "features"}` from `(file, row, encoded image)` records,
+    each image resized without augmentation (as in evaluation)."""
+
+    def row(file, index, encoded):
+        image = decode(encoded, options, describe=["file", file, "row", index])
+        return {"file": file, "row": index, "features": image}
+
+    images = records.map(row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return images.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def from_config(
+    data, *, path: str, label_mode: str, num_classes: int, source: str | None = None
+) -> ImageSource:
+    """The ImageSource of `config.data` for `path` (data.path, eval_path or
+    calibration_path), in the layout `source` (default: data.source)."""
     return ImageSource(
-        data.source,
+        source or data.source,
         path,
         ImageOptions(
             image_size=data.image_size,

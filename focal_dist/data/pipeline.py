@@ -11,7 +11,7 @@ Two ways to split a global batch between input pipelines:
   for a data set held in memory as one batch (the synthetic data); one gather per epoch
   puts the rows in order and each step is a slice of it, with no tf.data function run
   per step, so it costs the loop almost nothing.
-* `shard_then_batch`: each pipeline reads its own files or records (data/sources.py)
+* `shard_then_batch`: each pipeline reads its own files or records (data/readers/)
   and batches them; for training from files, where reading everything everywhere would
   cost N times the I/O.
 """

@@ -8,7 +8,8 @@ generate exactly the examples it needs and every distribution sees the same data
     binary:      y = s_i > t,  t chosen so that P(y = 1) = positive_rate
     multi_label: C scores with their own w_c; output c has rate positive_rate * 2^c
                  (capped at 0.5)
-    multiclass:  y = argmax_c (x_i . W_c + log prior_c + Gumbel noise), prior_c ∝ 2^-c
+    sparse:      y = argmax_c (x_i . W_c + log prior_c + Gumbel noise), prior_c ∝ 2^-c
+                 (the multiclass task's class ids)
 
 Hard examples: a share `hard_fraction` of negatives is moved to just below the
 threshold, where a classifier trained with plain cross-entropy is least sure. Label
@@ -22,7 +23,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-TASKS = ("binary", "multi_label", "multiclass")
+from focal_dist.data.label_modes import LABEL_MODES
 
 
 def _normal_quantile(p: float) -> float:
@@ -32,13 +33,14 @@ def _normal_quantile(p: float) -> float:
     return NormalDist().inv_cdf(p)
 
 
-class SyntheticTask:
-    """Generator of the synthetic task; `examples(indices)` is deterministic in (seed, i)."""
+class SyntheticData:
+    """Generator of the synthetic data set; `examples(indices)` is deterministic in
+    (seed, i). `label_mode` is the layout of its labels (data/label_modes.py)."""
 
     def __init__(
         self,
         *,
-        task: str = "binary",
+        label_mode: str = "binary",
         num_features: int = 32,
         num_classes: int = 1,
         positive_rate: float = 0.01,
@@ -47,19 +49,21 @@ class SyntheticTask:
         interaction: float = 0.5,
         seed: int = 0,
     ):
-        if task not in TASKS:
-            raise ValueError(f"synthetic task must be one of {', '.join(TASKS)}; got {task!r}")
+        if label_mode not in LABEL_MODES:
+            raise ValueError(
+                f"synthetic label_mode must be one of {', '.join(LABEL_MODES)}; got {label_mode!r}"
+            )
         if not 0.0 < positive_rate < 1.0:
             raise ValueError(f"positive_rate must be in (0, 1), got {positive_rate!r}")
         if not 0.0 <= label_noise < 0.5:
             raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise!r}")
         if num_features < 2:
             raise ValueError(f"num_features must be >= 2, got {num_features}")
-        if task == "binary" and num_classes != 1:
-            raise ValueError(f"num_classes must be 1 for the binary task, got {num_classes}")
-        if task != "binary" and num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2 for task {task!r}, got {num_classes}")
-        self.task = task
+        if label_mode == "binary" and num_classes != 1:
+            raise ValueError(f"num_classes must be 1 for binary labels, got {num_classes}")
+        if label_mode != "binary" and num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 for {label_mode} labels, got {num_classes}")
+        self.label_mode = label_mode
         self.num_features = num_features
         self.num_classes = num_classes
         self.positive_rate = positive_rate
@@ -68,15 +72,15 @@ class SyntheticTask:
         self.interaction = interaction
         self.seed = seed
         rng = np.random.default_rng(seed)
-        outputs = 1 if task == "binary" else num_classes
+        outputs = 1 if label_mode == "binary" else num_classes
         self.weights = (rng.normal(size=(num_features, outputs)) / math.sqrt(num_features)).astype(
             np.float32
         )
         # Var(s) = |w|^2 + interaction^2 (x0 x1 has unit variance).
         scale = np.sqrt((self.weights**2).sum(axis=0) + interaction**2)
-        if task == "binary":
+        if label_mode == "binary":
             rates = np.array([positive_rate])
-        elif task == "multi_label":
+        elif label_mode == "multi_label":
             rates = np.minimum(positive_rate * 2.0 ** np.arange(num_classes), 0.5)
         else:
             rates = 2.0 ** -np.arange(num_classes)
@@ -86,20 +90,16 @@ class SyntheticTask:
             np.array(
                 [scale[c] * _normal_quantile(1 - rates[c]) for c in range(len(rates))], np.float32
             )
-            if task != "multiclass"
+            if label_mode != "sparse"
             else np.zeros(outputs, np.float32)
         )
         self.log_prior = np.log(rates).astype(np.float32)
         self.scale = scale.astype(np.float32)
 
-    @property
-    def label_mode(self) -> str:
-        return {"binary": "binary", "multi_label": "multi_label", "multiclass": "sparse"}[self.task]
-
     def examples(self, indices: tf.Tensor):
         """(features [B, F] float32, labels) for int64 example ids [B].
 
-        Labels: binary float32 [B, 1]; multi_label float32 [B, C]; multiclass int64 [B].
+        Labels: binary float32 [B, 1]; multi_label float32 [B, C]; sparse int64 [B].
         """
         indices = tf.cast(indices, tf.int64)
         seeds = tf.stack([tf.fill(tf.shape(indices), tf.constant(self.seed, tf.int64)), indices], 1)
@@ -116,7 +116,7 @@ class SyntheticTask:
             draw, seeds, fn_output_signature=(tf.float32, tf.float32), parallel_iterations=64
         )
         score = tf.matmul(x, self.weights) + self.interaction * (x[:, :1] * x[:, 1:2])
-        if self.task == "multiclass":
+        if self.label_mode == "sparse":
             gumbel = -tf.math.log(
                 -tf.math.log(tf.clip_by_value(u[:, : self.num_classes], 1e-7, 1 - 1e-7))
             )
@@ -138,8 +138,12 @@ class SyntheticTask:
         return x, labels
 
 
+# The generator's name before it took a label mode; tests and users import it.
+SyntheticTask = SyntheticData
+
+
 def synthetic_dataset(
-    task: SyntheticTask,
+    generator: SyntheticData,
     num_examples: int,
     *,
     offset: int = 0,
@@ -148,6 +152,6 @@ def synthetic_dataset(
     return (
         tf.data.Dataset.range(offset, offset + num_examples)
         .batch(1024)
-        .map(task.examples, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .map(generator.examples, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .unbatch()
     )

@@ -7,10 +7,9 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from focal_dist.data import pipeline
+from focal_dist.data.label_modes import LABEL_MODES
 from focal_dist.distribute import InputInfo
 from focal_dist.tasks.base import Task
-
-LABEL_MODES = ("binary", "multi_label", "sparse")
 
 
 class KerasTask(Task):

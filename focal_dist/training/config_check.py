@@ -10,7 +10,6 @@ Fields that a config does not have are skipped: a config may drop what it does n
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Sequence
 
@@ -18,11 +17,11 @@ import tensorflow as tf
 from absl import logging
 
 from focal_dist import class_weights as class_weights_lib
-from focal_dist.data import sources
-from focal_dist.data.files import label_columns
+from focal_dist.data import FILE_SOURCES, SOURCES, DataError, resolve_num_features
+from focal_dist.data.files import NON_FINITE, label_columns
 from focal_dist.distribute import per_replica_batch_size
 from focal_dist.tasks import TASKS
-from focal_dist.tasks.classification import LOSSES
+from focal_dist.tasks.classification_losses import LOSSES
 from focal_dist.training import profiling
 from focal_dist.training.allreduce import COMPRESSIONS
 from focal_dist.training.optimizers import OPTIMIZERS
@@ -212,19 +211,11 @@ def _check_model(check: _Checker, config) -> None:
     check.number("model.l2", 0.0)
 
 
-def _image_sources() -> tuple[str, ...]:
-    """The image sources, when this install has them (data/images.py)."""
-    if importlib.util.find_spec("focal_dist.data.images") is None:
-        return ()
-    from focal_dist.data import images
-
-    return tuple(images.SOURCES)
-
-
 def _check_synthetic(check: _Checker, config) -> None:
     check.integer("data.num_features", 1)
     check.integer("data.synthetic.num_train", 1)
     check.integer("data.synthetic.num_eval", 1)
+    check.integer("data.synthetic.num_calibration", 0)
     check.number("data.synthetic.positive_rate", 0.0, 1.0, open_low=True, open_high=True)
     check.number("data.synthetic.label_noise", 0.0, 1.0)
     check.number("data.synthetic.hard_fraction", 0.0, 1.0)
@@ -241,9 +232,11 @@ def _check_images(check: _Checker, config) -> None:
     check.one_of("data.channels", (1, 3))
     check.flag("data.augment")
     check.number("data.crop_min_area", 0.0, 1.0, open_low=True)
-    for field in ("data.path", "data.eval_path"):
+    for field in ("data.path", "data.eval_path", "data.calibration_path"):
         path = _get(config, field)
-        if path and not any(tf.io.gfile.glob(p.strip()) for p in path.split(",")):
+        if path is _MISSING or not path:
+            continue
+        if not any(tf.io.gfile.glob(p.strip()) for p in path.split(",")):
             check.fail(field, "an existing folder or files", path)
 
 
@@ -268,19 +261,19 @@ def _check_files(check: _Checker, config, source: str) -> None:
         num_features = 0
     if not (_is_int(num_features) and num_features >= 0):
         return  # reported by the integer check
-    for field in ("data.path", "data.eval_path"):
+    for field in ("data.path", "data.eval_path", "data.calibration_path"):
         path = _get(config, field)
-        if not path:
+        if path is _MISSING or not path:
             continue
         try:
-            num_features = sources.resolve_num_features(
+            num_features = resolve_num_features(
                 source,
                 path,
                 num_features,
                 label_column=data.label_column,
                 feature_column=data.feature_column,
             )
-        except sources.DataError as error:
+        except DataError as error:
             check.errors.append(f"{field}: {error}")
 
 
@@ -288,16 +281,16 @@ def _check_data(check: _Checker, config) -> None:
     source = _get(config, "data.source")
     if source is _MISSING:
         return
-    known = ("synthetic", *sources.SOURCES, *_image_sources())
-    check.one_of("data.source", known)
+    check.one_of("data.source", SOURCES)
     check.integer("data.num_features", 0)
     check.integer("data.shuffle_buffer", 0)
+    check.one_of("data.non_finite", NON_FINITE)
     if source == "synthetic":
         _check_synthetic(check, config)
-    elif source in known:
+    elif source in SOURCES:
         if not _get(config, "data.path"):
             check.errors.append(f"data.path is required for data.source={source!r}")
-        elif source in sources.SOURCES:
+        elif source in FILE_SOURCES:
             _check_files(check, config, source)
         else:
             _check_images(check, config)

@@ -13,11 +13,12 @@ import tensorflow as tf
 from focal_dist.data import checks
 from focal_dist.data.files import (
     DataError,
+    ReaderOptions,
     check_label_width,
-    label_columns,
     require_rows,
-    shard_files,
+    shard_file_indices,
 )
+from focal_dist.data.readers import batches
 from focal_dist.distribute import InputInfo
 
 # What tf.strings.to_number reads: decimals, exponents, inf and nan in any case.
@@ -35,10 +36,13 @@ def _head(path: str) -> tuple[list[str], bool]:
     return [name.strip() for name in header], has_rows
 
 
-def _layout(files: list[str], label_column) -> tuple[list[str], list[int], list[int]]:
-    """(header, label column indices, feature column indices), the same in every file."""
+def _layout(files: list[str], options: ReaderOptions) -> tuple[list[str], list[int], list[int]]:
+    """(header, label column indices, feature column indices), the same in every file.
+
+    Prediction rows need no label column: those present are left out of the features.
+    """
     header, _ = _head(files[0])
-    labels = label_columns(label_column)
+    labels = [c for c in options.label_column if c in header or options.read_labels]
     missing = [c for c in labels if c not in header]
     if missing:
         raise DataError(f"CSV file {files[0]!r} has no column {missing}; it has {header}")
@@ -53,10 +57,21 @@ def _layout(files: list[str], label_column) -> tuple[list[str], list[int], list[
     return header, label_index, feature_index
 
 
-def csv_feature_names(files: list[str], label_column) -> list[str]:
+def column_names(files: list[str], options: ReaderOptions) -> tuple[list[str], list[str]]:
+    """(label columns, feature columns): the features are every other column, in file
+    order."""
+    header, label_index, feature_index = _layout(files, options)
+    return [header[i] for i in label_index], [header[i] for i in feature_index]
+
+
+def feature_names(files: list[str], options: ReaderOptions) -> list[str]:
     """The feature columns, in file order: every column that is not a label."""
-    header, _, feature_index = _layout(files, label_column)
-    return [header[i] for i in feature_index]
+    return column_names(files, options)[1]
+
+
+def features_phrase(options: ReaderOptions) -> str:
+    """What the feature count counts, for messages."""
+    return f"feature columns (every column but {list(options.label_column)})"
 
 
 def _row_text(row):
@@ -65,41 +80,32 @@ def _row_text(row):
     )
 
 
-def csv_dataset(
-    files: list[str],
-    info: InputInfo,
-    *,
-    label_column="label",
-    labels_only: bool = False,
-    check_features: bool = False,
-    batch_size: int,
-    label_mode: str | None = None,
-    num_classes: int | None = None,
-) -> tf.data.Dataset:
-    """Batches (at most `batch_size`; shorter at the end of a file) of this pipeline's rows.
+def read(files: list[str], info: InputInfo, options: ReaderOptions) -> tf.data.Dataset:
+    """Batches (at most `options.batch_size`; shorter at the end of a file) of this
+    pipeline's rows, as `options` asks (see `ReaderOptions`).
 
     Every value is read as text first so that a non-numeric one is reported with its file,
-    column and row; then features must be finite and labels valid for `label_mode`
+    column and row; then features must be finite and labels valid for the label mode
     (see `checks.checked`).
     """
-    header, label_index, feature_index = _layout(files, label_column)
-    check_label_width(
-        f"CSV file {files[0]!r}",
-        [header[i] for i in label_index],
-        len(label_index),
-        label_mode,
-        num_classes,
-    )
-    read_features = not labels_only or check_features
-    selected = sorted(label_index + feature_index) if read_features else label_index
+    header, label_index, feature_index = _layout(files, options)
+    label_names = [header[i] for i in label_index]
+    check_label_width(f"CSV file {files[0]!r}", label_names, len(label_index), options)
+    label_index = label_index if options.read_labels else []
+    feature_index = feature_index if options.read_features else []
+    selected = sorted(label_index + feature_index)
     position = {column: k for k, column in enumerate(selected)}
     label_pos = [position[i] for i in label_index]
-    feature_pos = [position[i] for i in feature_index] if read_features else []
-    own_files, shard_records = shard_files(files, info)
+    feature_pos = [position[i] for i in feature_index]
+    columns = batches.Columns(
+        features=[header[i] for i in feature_index], labels=label_names, row_text=_row_text
+    )
+    batch_size = options.batch_size
+    own, shard_records = shard_file_indices(len(files), info)
     stride, offset = (info.num_pipelines, info.pipeline_id) if shard_records else (1, 0)
 
-    def file_dataset(path: str) -> tf.data.Dataset:
-        where = f"CSV file {path}"
+    def file_dataset(file_index: int) -> tf.data.Dataset:
+        path = files[file_index]
         # Empty fields read as "", so that the numeric test names them (not TF's
         # "Field 4 is required but missing in record!").
         records = tf.data.experimental.CsvDataset(
@@ -108,8 +114,8 @@ def csv_dataset(
         if shard_records:
             records = records.shard(stride, offset)
 
-        def parse(batch_index, columns):
-            text = tf.strings.strip(tf.stack(columns, axis=1))
+        def parse(batch_index, columns_text):
+            text = tf.strings.strip(tf.stack(columns_text, axis=1))
             count = tf.shape(text, out_type=tf.int64)[0]
             rows = offset + (batch_index * batch_size + tf.range(count, dtype=tf.int64)) * stride
             is_number = tf.strings.regex_full_match(text, _NUMBER)
@@ -118,22 +124,22 @@ def csv_dataset(
             )
             # Non-numbers read as 0 here, so that only `numeric` fails, naming them.
             numbers = tf.strings.to_number(tf.where(is_number, text, "0"))
-            label = tf.gather(numbers, label_pos, axis=1)
-            label = label[:, 0] if len(label_pos) == 1 else label
-            features = tf.gather(numbers, feature_pos, axis=1) if read_features else None
-            result = checks.checked(
-                features,
-                label,
-                where=where,
+            label = None
+            if options.read_labels:
+                label = tf.gather(numbers, label_pos, axis=1)
+                label = label[:, 0] if len(label_pos) == 1 else label
+            features = tf.gather(numbers, feature_pos, axis=1) if options.read_features else None
+            return batches.element(
+                options,
+                columns,
+                file=path,
+                file_index=file_index,
+                where=f"CSV file {path}",
                 rows=rows,
-                feature_names=[header[i] for i in feature_index],
-                label_names=[header[i] for i in label_index],
-                label_mode=label_mode,
-                num_classes=num_classes,
-                row_text=_row_text,
+                features=features,
+                labels=label,
                 first=[numeric],
             )
-            return result[1] if labels_only and read_features else result
 
         return (
             records.batch(batch_size)
@@ -141,10 +147,10 @@ def csv_dataset(
             .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         )
 
-    datasets = [file_dataset(path) for path in own_files]
+    datasets = [file_dataset(i) for i in own]
     dataset = datasets[0]
     for other in datasets[1:]:
         dataset = dataset.concatenate(other)
-    if shard_records:
-        dataset = require_rows(dataset, "CSV", own_files, info)
+    if shard_records and not options.prediction_rows:
+        dataset = require_rows(dataset, "CSV", [files[i] for i in own], info)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -130,3 +130,22 @@ class ImageTFRecord:
     def describe(self, reference: tf.Tensor):
         del reference
         return [f"TFRecord {self.path} feature {self.image_key}"]
+
+
+def prediction_records(path: str, info: InputInfo, image_key: str) -> tf.data.Dataset:
+    """This pipeline's `(file, record index, encoded image)` for batch prediction: every
+    record of the files at `path` once over all pipelines (files split between them, or
+    the records of each file when there are fewer files than pipelines). Labels are not
+    read; a pipeline may get no record."""
+    own_files, shard_records = shard_files(list_files(path), info)
+    spec = {image_key: tf.io.FixedLenFeature([], tf.string)}
+
+    def file_records(file):
+        records = tf.data.TFRecordDataset(file).enumerate()
+        if shard_records:
+            records = records.shard(info.num_pipelines, info.pipeline_id)
+        return records.map(
+            lambda row, record: (file, row, tf.io.parse_single_example(record, spec)[image_key])
+        )
+
+    return tf.data.Dataset.from_tensor_slices(own_files).flat_map(file_records)

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from focal_dist.data.files import DataError
+from focal_dist.data.files import DataError, list_files
 from focal_dist.distribute import InputInfo
 
 # The formats tf.io.decode_image reads (Keras's image_dataset_from_directory list).
@@ -118,3 +118,25 @@ class ImageFolder:
 
     def describe(self, reference: tf.Tensor):
         return ["image file", reference]
+
+
+def _image_files(path: str) -> list[str]:
+    """Every image under a directory (sorted, at any depth), or the files of a glob."""
+    if not tf.io.gfile.isdir(path):
+        return list_files(path)
+    found = []
+    for folder, _, names in tf.io.gfile.walk(path):
+        found += [os.path.join(folder, n) for n in names if n.lower().endswith(EXTENSIONS)]
+    if not found:
+        raise DataError(f"image folder {path!r} holds no {', '.join(EXTENSIONS)} file")
+    return sorted(found)
+
+
+def prediction_records(path: str, info: InputInfo) -> tf.data.Dataset:
+    """This pipeline's `(file, row, encoded image)` for batch prediction: every image of
+    `path` (a folder, searched at any depth with or without class folders, or a glob)
+    once over all pipelines, each its own file (row 0). A pipeline may get none."""
+    files = _image_files(path)[info.pipeline_id :: info.num_pipelines]
+    return tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string)).map(
+        lambda file: (file, tf.constant(0, tf.int64), tf.io.read_file(file))
+    )

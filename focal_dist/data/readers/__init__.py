@@ -1,0 +1,1 @@
+"""Readers of files: tables (CSV, Parquet, TFRecord) and images, sharded per pipeline."""

@@ -1,0 +1,22 @@
+"""`data.source = "image_tfrecord"`: tf.train.Example records of encoded images
+(data/readers/image_tfrecord.py), read as both image sources are
+(data/sources/image_files.py)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from focal_dist.data.readers import image_tfrecord
+from focal_dist.data.sources.image_files import ImageFilesSource
+from focal_dist.distribute import InputInfo
+
+
+class ImageTFRecordSource(ImageFilesSource):
+    name = "image_tfrecord"
+
+    def prediction_records(self, path: str, info: InputInfo) -> tf.data.Dataset:
+        """Every record of the files at `path`; only `data.image_key` is read."""
+        return image_tfrecord.prediction_records(path, info, self.image_key)
+
+
+from_config = ImageTFRecordSource.from_config
