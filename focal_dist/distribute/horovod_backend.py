@@ -29,6 +29,8 @@ class HorovodBackend(Backend):
                 # backend="horovod")) has placed its devices itself.
                 logging.info("horovod: devices already initialised; GPU pinning left as is")
         self._hvd = hvd
+        # A runtime 0 (see all_reduce_sum), created here, outside any tf.function.
+        self._runtime_zero = tf.Variable(0.0, trainable=False, name="horovod_runtime_zero")
 
     @property
     def num_replicas_in_sync(self) -> int:
@@ -50,6 +52,13 @@ class HorovodBackend(Backend):
 
     def all_reduce_sum(self, value):
         # op=Sum: Horovod's default Average is only right for equal local batches.
+        value = tf.convert_to_tensor(value)
+        if not tf.executing_eagerly():
+            # Horovod's ops are stateless: in a tf.function, Grappler folds an all-reduce
+            # whose input is a constant (a count of a static-size batch) at optimisation
+            # time, on the ranks where it is one; the ranks' collectives then stop matching
+            # and the job hangs (horovod/horovod#3229). Adding a variable's 0 keeps it live.
+            value = value + tf.cast(self._runtime_zero, value.dtype)
         return self._hvd.allreduce(value, op=self._hvd.Sum)
 
     def reduce_sum(self, per_replica_value):

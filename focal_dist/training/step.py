@@ -32,8 +32,8 @@ under the same op names: call C_k the counts of iteration k and B_k^j its bucket
 B_{k+1}^j takes gradients computed from the variables that iteration k's update wrote,
 and that update consumes every B_k^j, so all of B_{k+1} start after all of B_k finish.
 C_{k+1} has no such data path (the counts need only the next batch, which is read while
-iteration k trains), so it is given one: it runs under a control dependency on the
-gradient norm of iteration k, which needs every B_k^j. C_{k+1} precedes B_{k+1} (J
+iteration k trains), so it is given one: the gradient norm of iteration k, which needs
+every B_k^j, travels in C_{k+1}'s vector. C_{k+1} precedes B_{k+1} (J
 needs D). In "single" the one collective of k+1 waits for update k. The read of the next
 batch issues no collective (training datasets repeat, so not even MultiWorkerMirrored's
 end-of-data check runs).
@@ -205,12 +205,13 @@ class TrainStep:
         return self._overlapped_update(features, labels, valid, token)
 
     def _overlapped_update(self, features, labels, valid, token):
-        # Distribution: C_k, the counts' collective, ordered after iteration k-1's
-        # buckets by `token` (the module docstring's argument).
-        with tf.control_dependencies([token]):
-            local_counts = self.terms.counts(labels, valid)
+        # Distribution: C_k, the counts' collective. The previous step's gradient norm
+        # (`token`) rides along, unused: a data path that orders C_k after iteration
+        # k-1's buckets (the module docstring's argument).
+        local = tf.concat([self.terms.counts(labels, valid), [token]], axis=0)
+        summed = self.backend.all_reduce_sum(local)
         denominators = global_mean.denominators(
-            local_counts, self.backend.all_reduce_sum, self.terms.floors
+            summed[:-1], lambda counts: counts, self.terms.floors
         )
         data, _, gradients = self._gradients(features, labels, valid, denominators)
         # Distribution: one SUM collective per bucket, started as each is computed.
@@ -258,11 +259,12 @@ class TrainStep:
         last norm. A call of one step has nothing to overlap and runs without the loop
         (the loop's structure cost 10-20% of a one-step call under Horovod with MPI)."""
         if tf.get_static_value(num_steps) == 1:
-            return self._one_step(iterator)
+            # The token is an argument, not a constant in the graph (see _overlapped_update).
+            return self._one_step(iterator, tf.constant(0.0))
         return self._loop(iterator, num_steps)
 
-    def _train_loop_one_step(self, iterator):
-        loss, norm = self.backend.run(self._replica_step, args=(next(iterator), tf.constant(0.0)))
+    def _train_loop_one_step(self, iterator, token):
+        loss, norm = self.backend.run(self._replica_step, args=(next(iterator), token))
         local = self.backend.local_results
         return tf.reshape(local(loss)[0], [1]), local(norm)[0]
 
