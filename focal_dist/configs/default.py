@@ -89,6 +89,19 @@ def get_config() -> config_dict.ConfigDict:
     config.optimizer.clip_global_norm = 0.0  # 0: off
     config.optimizer.total_steps = steps
 
+    # After training (docs/deployment.md): calibration fitted on the calibration split
+    # (data.calibration_path / data.synthetic.num_calibration): auto (Platt per output;
+    # temperature + per-class bias for multiclass) | platt | temperature | none.
+    config.calibration = config_dict.ConfigDict()
+    config.calibration.method = "auto"
+    # The positive rate where the model is deployed, if it differs from the calibration
+    # split's (one per output, or a class prior): () for none.
+    config.calibration.deploy_positive_rate = config_dict.FieldReference((), field_type=object)
+    config.decision = config_dict.ConfigDict()
+    # f1 | recall:R | precision:P | cost:K (a missed positive costs K false alarms) |
+    # threshold:T; multiclass decides by the argmax of calibrated probabilities.
+    config.decision.target = "f1"
+
     config.train = config_dict.ConfigDict()
     config.train.steps = steps
     config.train.global_batch_size = 256

@@ -19,6 +19,11 @@ The contract, member by member:
   resuming `info.skip_global_batches` global batches into the stream.
 - `eval_dataset(info)` -> this pipeline's evaluation batches, finite, the same number
   of batches on every pipeline; or None for no evaluation.
+- `calibration_dataset(info)` -> the same for a held-out calibration split that training
+  never sees (calibration and the decision threshold are fitted on it), or None.
+- `label_mode` ("binary", "multi_label", "sparse"; None: no calibration or decision) and
+  `serving_inputs()` (how a served request may carry an example; `Source.serving_inputs`)
+  describe what is exported after training.
 - `loss_terms()` -> the `LossTerm`s whose sum is the loss. Each term has its own global
   denominator (valid examples, valid pixels, images, positives), counted from the
   labels alone. Default: one per-example term from `per_example_loss`.
@@ -118,6 +123,8 @@ class Task(abc.ABC):
     """What is trained (see the module docstring for each member's contract)."""
 
     num_outputs: int
+    label_mode: str | None = None
+    class_names: list[str] | None = None
 
     @abc.abstractmethod
     def build_model(self):
@@ -131,6 +138,15 @@ class Task(abc.ABC):
         """This pipeline's finite evaluation batches, or None (no evaluation)."""
         del info
         return None
+
+    def calibration_dataset(self, info: InputInfo) -> tf.data.Dataset | None:
+        """This pipeline's finite calibration batches, or None (export uncalibrated)."""
+        del info
+        return None
+
+    def serving_inputs(self) -> dict:
+        """Signatures beside the features tensor (`Source.serving_inputs`); default none."""
+        return {}
 
     def loss_terms(self) -> tuple[LossTerm, ...]:
         """The loss as a sum of terms; default: the mean of `per_example_loss`."""

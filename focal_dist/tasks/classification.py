@@ -59,6 +59,13 @@ class ClassificationTask(Task):
     def calibration_dataset(self, info: InputInfo) -> tf.data.Dataset | None:
         return self.source.split_batches(info, "calibration")
 
+    def serving_inputs(self) -> dict:
+        return self.source.serving_inputs()
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.source.class_names
+
     def histogram_dataset(self, info: InputInfo) -> tf.data.Dataset:
         """The training labels, this pipeline's share, for the class-weight histogram."""
         return self.source.label_batches(info)

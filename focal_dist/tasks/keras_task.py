@@ -32,6 +32,8 @@ class KerasTask(Task):
       label_mode: "binary" / "multi_label" (0/1 labels [B, C], sigmoid metrics) or
         "sparse" (class ids [B], softmax one-vs-rest metrics).
       eval_examples: () -> an unbatched, finite dataset of (features, label), or None.
+      calibration_examples: the same for a held-out calibration split (calibration and
+        the decision threshold are fitted on it after training), or None.
       shuffle_buffer: examples in the shuffle buffer (0: no shuffle).
     """
 
@@ -44,6 +46,7 @@ class KerasTask(Task):
         num_outputs: int,
         label_mode: str = "binary",
         eval_examples: Callable[[], tf.data.Dataset] | None = None,
+        calibration_examples: Callable[[], tf.data.Dataset] | None = None,
         shuffle_buffer: int = 10_000,
     ):
         if label_mode not in LABEL_MODES:
@@ -61,7 +64,7 @@ class KerasTask(Task):
         self.label_mode = label_mode
         self._model_fn = model_fn
         self._train_examples = train_examples
-        self._eval_examples = eval_examples
+        self._held_out = {"eval": eval_examples, "calibration": calibration_examples}
         self._loss = per_example_loss
         self._shuffle_buffer = shuffle_buffer
 
@@ -78,12 +81,19 @@ class KerasTask(Task):
             skip_global_batches=info.skip_global_batches,
         )
 
-    def eval_dataset(self, info: InputInfo) -> tf.data.Dataset | None:
-        if self._eval_examples is None:
+    def _split(self, split: str, info: InputInfo) -> tf.data.Dataset | None:
+        examples = self._held_out[split]
+        if examples is None:
             return None
         return pipeline.split_global_batches(
-            self._eval_examples(), info, global_batch_size=info.global_batch_size, repeat=False
+            examples(), info, global_batch_size=info.global_batch_size, repeat=False
         )
+
+    def eval_dataset(self, info: InputInfo) -> tf.data.Dataset | None:
+        return self._split("eval", info)
+
+    def calibration_dataset(self, info: InputInfo) -> tf.data.Dataset | None:
+        return self._split("calibration", info)
 
     def per_example_loss(self, labels, logits):
         return self._loss(labels, logits)

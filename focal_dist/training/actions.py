@@ -210,18 +210,35 @@ class Checkpoint(Action):
 
 
 class Export(Action):
-    """At the end, the finite weights to <workdir>/export/ (chief only)."""
+    """At the end, the finite weights to <workdir>/export/ (chief only): model.keras and,
+    when `decide` calibrated and chose a decision, export/saved_model (probabilities,
+    decisions and logits for TF Serving) with export/deploy.json."""
 
-    def __init__(self, *, model, workdir: str, backend, count_non_finite):
+    def __init__(
+        self, *, model, workdir: str, backend, count_non_finite, decide=None, task=None, config=None
+    ):
         self.model = model
         self.workdir = workdir
         self.backend = backend
         self.count_non_finite = count_non_finite
+        self.decide = decide
+        self.task = task
+        self.config = config
 
     def finish(self, result):
         if resume.any_worker(self.backend, float(self.count_non_finite()) > 0):
             raise NonFiniteWeightsError(
                 f"weights are not finite at step {result.step}; not exported"
             )
-        if self.backend.is_chief:
-            reporting.export(self.model, self.workdir)
+        if not self.backend.is_chief:
+            return
+        reporting.export(self.model, self.workdir)
+        if self.decide is not None and self.decide.calibration is not None:
+            reporting.export_for_serving(
+                self.model,
+                self.workdir,
+                task=self.task,
+                calibration=self.decide.calibration,
+                decision=self.decide.decision,
+                config=self.config,
+            )

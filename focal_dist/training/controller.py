@@ -47,6 +47,7 @@ class CallResult:
       stop: SIGTERM on some worker: save and end after this call.
       last: this call reached train.steps.
       eval_metrics: set by the evaluation action when it ran at `step`.
+      extras: sections the finishing actions add to summary.json (calibration, decision).
     """
 
     step: int
@@ -56,6 +57,7 @@ class CallResult:
     stop: bool = False
     last: bool = False
     eval_metrics: dict | None = None
+    extras: dict = dataclasses.field(default_factory=dict)
 
 
 class Action:

@@ -113,3 +113,35 @@ def export(model, workdir: str) -> str:
     os.replace(temporary, path)
     logging.info("exported %s", path)
     return path
+
+
+def export_for_serving(model, workdir: str, *, task, calibration, decision, config) -> str:
+    """<workdir>/export/saved_model (TF Serving's signatures, calibration and threshold in
+    the graph) and export/deploy.json; returns the SavedModel's directory."""
+    from focal_dist import serving
+
+    inputs = task.serving_inputs()
+    image_options = inputs.get("image")
+    example_spec = None
+    if "vector_key" in inputs or "column_names" in inputs:
+        example_spec = serving.ExampleSpec(**{k: v for k, v in inputs.items() if k != "image"})
+    directory = os.path.join(workdir, "export", "saved_model")
+    signatures = serving.export_saved_model(
+        model,
+        calibration=calibration,
+        thresholds=None if decision is None else decision.thresholds,
+        directory=directory,
+        features_spec=tuple(model.input_shape[1:]),
+        example_spec=example_spec,
+        image_options=image_options,
+    )
+    serving.write_deploy_json(
+        os.path.join(workdir, "export"),
+        calibration=calibration,
+        decision=decision,
+        class_names=task.class_names,
+        config=config,
+        signatures=signatures,
+    )
+    logging.info("exported %s for serving (signatures %s)", directory, ", ".join(signatures))
+    return directory

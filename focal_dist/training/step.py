@@ -132,6 +132,7 @@ class TrainStep:
         self._loop = tf.function(self._train_loop)
         self._one_step = tf.function(self._train_loop_one_step)
         self.eval_step = tf.function(self._eval_step)
+        self.score_step = tf.function(self._score_step)
 
     # --- per replica, no collective (XLA-compilable) ----------------------------------
     def _padded(self, batch):
@@ -320,6 +321,14 @@ class TrainStep:
             ],
             axis=0,
         )
+
+    def _score_replica(self, batch):
+        features, labels, valid = self._padded(batch)
+        return tf.cast(self.model(features, training=False), tf.float32), labels, valid
+
+    def _score_step(self, batch):
+        """Per replica: (logits, labels, valid) of its padded batch; no collective."""
+        return self.backend.run(self._score_replica, args=(batch,))
 
     def _eval_step(self, batch):
         """[evaluation statistics, term sums, term counts, rows], summed over replicas."""

@@ -38,6 +38,7 @@ from focal_dist.training.controller import (
     NonFiniteLossError,
     NonFiniteWeightsError,
 )
+from focal_dist.training.decide import Decide
 from focal_dist.training.optimizers import build_optimizer
 from focal_dist.training.profiling import StepProfiler
 from focal_dist.training.step import StepOptions, TrainStep
@@ -131,6 +132,26 @@ class Trainer:
         metrics["num_examples"] = float(rows)
         return metrics, statistics
 
+    def score(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """This worker's (logits, labels) of a held-out split ("eval", "calibration"), its
+        examples only (padding dropped); None when the task has no such split."""
+        datasets = {"eval": self.task.eval_dataset, "calibration": self.task.calibration_dataset}
+        info = self._input_info(self.backend.input_info(self.config.train.global_batch_size))
+        if datasets[split](info) is None:
+            return None
+        dataset = self.backend.distribute_dataset(
+            lambda info: datasets[split](self._input_info(info)),
+            self.config.train.global_batch_size,
+        )
+        logits, labels = [], []
+        local = self.backend.local_results
+        for batch in dataset:
+            for z, y, valid in zip(*map(local, self.step.score_step(batch)), strict=True):
+                keep = valid.numpy() > 0
+                logits.append(z.numpy()[keep])
+                labels.append(np.asarray(y.numpy())[keep])
+        return np.concatenate(logits), np.concatenate(labels)
+
     def _on_sigterm(self, signum, frame):
         logging.warning("SIGTERM: saving a checkpoint at the end of this loop, then exiting")
         self._stop_requested = True
@@ -190,6 +211,14 @@ class Trainer:
             log=backend.is_chief,
         )
 
+        decide = Decide(
+            score=self.score,
+            task=self.task,
+            config=self.config,
+            backend=backend,
+            summaries=self.summaries,
+        )
+
         def train_call(num_steps):
             losses, norm = self.step.train_loop(iterator, tf.constant(num_steps))
             self._trained_step += num_steps
@@ -207,11 +236,15 @@ class Trainer:
                 actions.Profile(self.profiler),
                 evaluate,
                 checkpoint,
+                decide,
                 actions.Export(
                     model=self.model,
                     workdir=self.workdir,
                     backend=backend,
                     count_non_finite=self._count_non_finite,
+                    decide=decide,
+                    task=self.task,
+                    config=self.config,
                 ),
             ],
             steps=train.steps,
@@ -234,6 +267,7 @@ class Trainer:
             {} if preempted else result.eval_metrics,
             preempted=preempted,
         )
+        summary.update(result.extras)
         summary["segments"] = self.segments.read()
         if backend.is_chief:
             reporting.write_summary(self.workdir, summary)

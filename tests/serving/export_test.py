@@ -1,8 +1,6 @@
 """The SavedModel as TF Serving loads it: a fresh process with TensorFlow alone calls
 every signature; probabilities equal the Keras model plus calibration to 1e-6."""
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +11,9 @@ import tensorflow as tf
 
 from focal_dist.data.images import ImageOptions, decode
 from focal_dist.serving import ExampleSpec, export_saved_model
-from tests.serving import models
+from tests.serving import fresh_process, models
 
 BIN = Path(sys.executable).parent
-LOADER = Path(__file__).with_name("load_saved_model.py")
 NUM_ROWS = 64
 
 
@@ -127,24 +124,7 @@ def exports(tmp_path_factory):
         }
     )
     np.save(root / "empty.npy", np.zeros((0, 16, 16, 3), np.float32))
-    (root / "jobs.json").write_text(json.dumps(jobs))
-    # TensorFlow imports Keras when it can; packages that raise on import make sure the
-    # SavedModel serves without Keras or focal_dist, as in TF Serving.
-    blocked = root / "blocked"
-    for package in ("keras", "tf_keras", "focal_dist"):
-        (blocked / package).mkdir(parents=True)
-        (blocked / package / "__init__.py").write_text(f"raise ImportError('no {package} here')\n")
-    env = dict(os.environ, PYTHONPATH=str(blocked))
-    result = subprocess.run(
-        [sys.executable, str(LOADER), str(root / "jobs.json")],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    modules = json.loads((root / "jobs.json.modules.json").read_text())["modules"]
+    modules = fresh_process.serve(root, jobs)
     return root, cases, modules
 
 

@@ -45,6 +45,11 @@ def _kinds(files: list[str], keys: list[str]) -> dict[str, tuple[str, int]]:
     return kinds
 
 
+def feature_kind(files: list[str], key: str) -> tuple[str, int]:
+    """(kind, length) of feature `key` in the records: "float_list" or "int64_list"."""
+    return _kinds(files, [key])[key]
+
+
 def _label_key(options: ReaderOptions) -> str:
     if len(options.label_column) != 1:
         raise DataError(

@@ -91,6 +91,13 @@ class Source(abc.ABC):
         check every feature value in this pass, so bad data stops a run before its first
         checkpoint."""
 
+    def serving_inputs(self) -> dict:
+        """How a served request may carry one example, beside the features tensor itself:
+        {"vector_key": key, "num_features": F, "dtype": "float32" | "int64"} (one
+        tf.train.Example feature holding F values), {"column_names": [...]} (one feature
+        per column), {"image": ImageOptions} (encoded image bytes), or {} (tensor only)."""
+        return {}
+
     def skipped_rows(self, info: InputInfo, split: str = "train") -> SkippedRows | None:
         """What `data.non_finite = "skip"` drops from this pipeline's shard of a split
         ("train", "eval" or "calibration"), per file and column; None when the source

@@ -58,6 +58,9 @@ class ImageFilesSource(Source):
     def input_shape(self) -> tuple[int, ...]:
         return self.options.input_shape
 
+    def serving_inputs(self) -> dict:
+        return {"image": self.options}  # decoded and resized as evaluation does
+
     @property
     def class_names(self) -> list[str] | None:
         return self.splits["train"].class_names

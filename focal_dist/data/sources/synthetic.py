@@ -45,6 +45,9 @@ class SyntheticSource(Source):
     def input_shape(self) -> tuple[int, ...]:
         return (self.generator.num_features,)
 
+    def serving_inputs(self) -> dict:
+        return {"vector_key": "features", "num_features": self.input_shape[0], "dtype": "float32"}
+
     def _whole(self, split: str) -> tf.data.Dataset:
         """The split as one batch."""
         offset, size = self.splits[split]

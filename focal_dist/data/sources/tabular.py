@@ -89,6 +89,12 @@ class TableSource(Source):
             ),
         )
 
+    def serving_inputs(self) -> dict:
+        # Requests name the data's own columns (CSV, Parquet) or feature key (TFRecord).
+        return {
+            "column_names": self.reader.feature_names(list_files(self.paths["train"]), self.options)
+        }
+
     def read(self, path: str, info: InputInfo, **options) -> tf.data.Dataset:
         """This pipeline's shard of `path`, read with this source's options and `options`."""
         options = dataclasses.replace(self.options, **options)

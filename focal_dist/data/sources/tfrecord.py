@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from focal_dist.data.files import list_files
 from focal_dist.data.readers import tfrecord as reader
 from focal_dist.data.sources.tabular import TableSource
 
@@ -10,6 +11,12 @@ from focal_dist.data.sources.tabular import TableSource
 class TFRecordSource(TableSource):
     name = "tfrecord"
     reader = reader
+
+    def serving_inputs(self) -> dict:
+        key = self.options.feature_column
+        kind, length = reader.feature_kind(list_files(self.paths["train"]), key)
+        dtype = "int64" if kind == "int64_list" else "float32"
+        return {"vector_key": key, "num_features": length, "dtype": dtype}
 
 
 from_config = TFRecordSource.from_config
