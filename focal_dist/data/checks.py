@@ -14,7 +14,9 @@ dependency alone (Grappler prunes it), hence the data dependency on the labels.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
@@ -212,3 +214,21 @@ def checked(
     if features is None:
         return labels
     return features if labels is None else (features, labels)
+
+
+@contextlib.contextmanager
+def bad_data_as_data_error():
+    """Turns a value check failing inside tf.data into a DataError of its message alone.
+
+    The checks fail with their message between TensorFlow's own lines; a user needs only
+    what is wrong with which file, column and row.
+    """
+    from focal_dist.data.files import DataError
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        found = re.search(r"bad data: [^\n]*", error.message)
+        if found is None:
+            raise
+        raise DataError(found.group(0)) from None

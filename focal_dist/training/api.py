@@ -11,11 +11,10 @@ are those of `python -m focal_dist.train`; both go through `run`.
 from __future__ import annotations
 
 import os
-import re
 
 from absl import logging
 
-from focal_dist.data.files import DataError
+from focal_dist.data import checks
 from focal_dist.distribute import Backend, get_backend
 
 
@@ -92,7 +91,7 @@ def run(task, *, config, backend: Backend, workdir: str, allow_config_change=())
             backend.num_workers,
             config,
         )
-    try:
+    with checks.bad_data_as_data_error():
         trainer = Trainer(
             config=config,
             task=task,
@@ -101,10 +100,3 @@ def run(task, *, config, backend: Backend, workdir: str, allow_config_change=())
             accepted_changes=accepted,
         )
         return trainer.train()
-    except tf.errors.InvalidArgumentError as error:
-        # The data checks fail inside tf.data with their message between TF's own
-        # lines; say only what is wrong with which file, column and row.
-        found = re.search(r"bad data: [^\n]*", error.message)
-        if found is None:
-            raise
-        raise DataError(found.group(0)) from None

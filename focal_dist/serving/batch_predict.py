@@ -1,0 +1,155 @@
+"""Batch prediction: every row of every input file scored exactly once, over N workers.
+
+Each worker reads its own files or rows (the source's `prediction_batches`, the same
+split between pipelines the training readers make), scores them with the exported
+model and the calibration and thresholds of `export/deploy.json`, and writes its own
+part file:
+
+    DIR/part-<worker>-of-<workers>.csv   file, row, probability, decision
+                                         (probability_<k>, decision_<k> for K outputs;
+                                         multiclass: probability_<k> and the class id)
+    DIR/prediction.json                  written last, by the chief: what was scored,
+                                         with what, how many rows per part
+
+Parts are written beside, then renamed, so a part is whole or absent. A DIR that holds
+parts or a prediction.json is refused before anything is read: a rerun never mixes runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from focal_dist import atomic_files
+from focal_dist.serving.calibration import Calibration
+
+MANIFEST = "prediction.json"
+
+
+class PredictionError(ValueError):
+    """Prediction cannot start (a missing export, an occupied output, a wrong schema)."""
+
+
+def load_export(workdir: str) -> tuple[dict, dict]:
+    """(deploy.json, config.json) of a trained work dir, or PredictionError naming them."""
+    deploy_path = os.path.join(workdir, "export", "deploy.json")
+    config_path = os.path.join(workdir, "config.json")
+    model_path = os.path.join(workdir, "export", "model.keras")
+    for path in (deploy_path, config_path, model_path):
+        if not os.path.exists(path):
+            raise PredictionError(
+                f"--workdir {workdir!r} has no {os.path.relpath(path, workdir)}: it is not a "
+                "finished training run (train it to the end first; its export is written then)"
+            )
+    with open(deploy_path) as handle, open(config_path) as other:
+        return json.load(handle), json.load(other)
+
+
+def check_output(directory: str) -> None:
+    """PredictionError unless `directory` holds no earlier results."""
+    found = glob.glob(os.path.join(directory, "part-*")) + glob.glob(
+        os.path.join(directory, MANIFEST)
+    )
+    if found:
+        raise PredictionError(
+            f"--output {directory!r} already holds results ({os.path.basename(sorted(found)[0])}"
+            f", {len(found)} file(s)); choose a new --output or remove them: a rerun never "
+            "mixes its rows with another run's"
+        )
+
+
+def columns(label_mode: str, num_outputs: int) -> list[str]:
+    """The part files' columns after file and row."""
+    if label_mode == "sparse":
+        return [*(f"probability_{k}" for k in range(num_outputs)), "decision"]
+    if num_outputs == 1:
+        return ["probability", "decision"]
+    return [f"probability_{k}" for k in range(num_outputs)] + [
+        f"decision_{k}" for k in range(num_outputs)
+    ]
+
+
+class Scorer:
+    """logits -> (calibrated probabilities, decisions) with deploy.json's parameters."""
+
+    def __init__(self, deploy: dict):
+        self.calibration = Calibration.from_dict(
+            {k: v for k, v in deploy["calibration"].items() if k != "formula"}
+        )
+        self.label_mode = deploy["label_mode"]
+        self.num_outputs = int(deploy["num_outputs"])
+        decision = deploy.get("decision") or {}
+        thresholds = decision.get("thresholds")
+        self.thresholds = None if thresholds is None else tf.constant(thresholds, tf.float32)
+
+    def __call__(self, logits):
+        probabilities = self.calibration.apply_tf(logits)
+        if self.thresholds is None:
+            decisions = tf.argmax(probabilities, axis=-1)[:, None]
+        else:
+            decisions = tf.cast(probabilities >= self.thresholds, tf.int64)
+        return probabilities, decisions
+
+
+class PartWriter:
+    """One worker's part file, written beside and renamed when complete."""
+
+    def __init__(self, directory: str, worker: int, num_workers: int, header: list[str]):
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, f"part-{worker:05d}-of-{num_workers:05d}.csv")
+        self.temporary = os.path.join(directory, f".part-{worker:05d}.partial")
+        # Open across many writes; `commit` or `abandon` closes it.
+        self._handle = open(self.temporary, "w", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self._handle)
+        self._writer.writerow(["file", "row", *header])
+        self.rows = 0
+
+    def write(self, files, rows, probabilities, decisions) -> None:
+        values = np.concatenate(
+            [probabilities.astype(object), decisions.astype(np.int64).astype(object)], axis=1
+        )
+        files = [f.decode() if isinstance(f, bytes) else f for f in files]
+        self._writer.writerows(
+            [f, int(r), *v] for f, r, v in zip(files, rows, values.tolist(), strict=True)
+        )
+        self.rows += len(rows)
+
+    def commit(self) -> str:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self.temporary, self.path)
+        return self.path
+
+    def abandon(self) -> None:
+        self._handle.close()
+        if os.path.exists(self.temporary):
+            os.remove(self.temporary)
+
+
+class Progress:
+    """A log line every `every` seconds: rows scored, rows/s and, with a known total, ETA."""
+
+    def __init__(self, total: int | None, every: float = 10.0):
+        self.total, self.every = total, every
+        self.start = self.last = time.perf_counter()
+
+    def update(self, rows: int, *, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        rate = rows / max(now - self.start, 1e-9)
+        eta = f"  ETA {(self.total - rows) / max(rate, 1e-9):.0f}s" if self.total else ""
+        logging.info("scored %d rows  %.0f rows/s%s", rows, rate, eta)
+
+
+def write_manifest(directory: str, document: dict) -> str:
+    return atomic_files.write_json(os.path.join(directory, MANIFEST), document)
