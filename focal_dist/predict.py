@@ -96,12 +96,14 @@ def _predict(backend) -> int:
     deploy, config = batch_predict.load_export(FLAGS.workdir)
     refused = ""
     if backend.is_chief:
+        run = batch_predict.run_identity(FLAGS.workdir, FLAGS.data, backend.num_workers)
         try:
-            batch_predict.check_output(FLAGS.output)
+            batch_predict.prepare_output(FLAGS.output, run)
         except batch_predict.PredictionError as error:
             refused = str(error)
     if resume.any_worker(backend, bool(refused)):
         raise batch_predict.PredictionError(refused or "the chief refused --output; see its log")
+    done = batch_predict.part_path(FLAGS.output, backend.worker_index, backend.num_workers)
     with backend.scope():
         model = keras.models.load_model(
             os.path.join(FLAGS.workdir, "export", "model.keras"), compile=False
@@ -127,28 +129,15 @@ def _predict(backend) -> int:
         lambda info: source.prediction_batches(FLAGS.data, info, per_replica),
         per_replica * backend.num_replicas_in_sync,
     )
-    writer = batch_predict.PartWriter(
-        FLAGS.output,
-        backend.worker_index,
-        backend.num_workers,
-        batch_predict.columns(deploy["label_mode"], score.num_outputs),
-    )
-    progress = batch_predict.Progress(total=None)
-    try:
-        for batch in dataset:
-            outputs = [backend.local_results(t) for t in step(batch)]
-            for files, rows, probabilities, decisions in zip(*outputs, strict=True):
-                writer.write(files.numpy(), rows.numpy(), probabilities.numpy(), decisions.numpy())
-            progress.update(writer.rows)
-    except BaseException:
-        writer.abandon()
-        raise
-    path = writer.commit()
-    progress.update(writer.rows, force=True)
+    if os.path.exists(done):  # A resumed run: this worker's part is already whole.
+        path, rows = done, batch_predict.count_rows(done)
+        logging.info("worker %d keeps %s (%d rows)", backend.worker_index, done, rows)
+    else:
+        path, rows = _score(backend, dataset, step, score, deploy)
     counts = np.zeros(backend.num_workers, np.float64)
-    counts[backend.worker_index] = writer.rows
+    counts[backend.worker_index] = rows
     counts = backend.sum_across_workers(tf.constant(counts)).numpy().astype(int)
-    logging.info("worker %d wrote %s (%d rows)", backend.worker_index, path, writer.rows)
+    logging.info("worker %d: %s (%d rows)", backend.worker_index, path, rows)
     if backend.is_chief:
         batch_predict.write_manifest(
             FLAGS.output,
@@ -168,6 +157,30 @@ def _predict(backend) -> int:
         logging.info("scored %d rows into %s", int(counts.sum()), FLAGS.output)
     sys.stdout.flush()
     return 0
+
+
+def _score(backend, dataset, step, score, deploy) -> tuple[str, int]:
+    """Scores this worker's batches into its part file; (its path, its rows)."""
+    from focal_dist.serving import batch_predict
+
+    writer = batch_predict.PartWriter(
+        FLAGS.output,
+        backend.worker_index,
+        backend.num_workers,
+        batch_predict.columns(deploy["label_mode"], score.num_outputs),
+    )
+    progress = batch_predict.Progress(total=None)
+    try:
+        for batch in dataset:
+            outputs = [backend.local_results(t) for t in step(batch)]
+            for files, rows, probabilities, decisions in zip(*outputs, strict=True):
+                writer.write(files.numpy(), rows.numpy(), probabilities.numpy(), decisions.numpy())
+            progress.update(writer.rows)
+    except BaseException:
+        writer.abandon()
+        raise
+    progress.update(writer.rows, force=True)
+    return writer.commit(), writer.rows
 
 
 if __name__ == "__main__":

@@ -11,14 +11,17 @@ part file:
     DIR/prediction.json                  written last, by the chief: what was scored,
                                          with what, how many rows per part
 
-Parts are written beside, then renamed, so a part is whole or absent. A DIR that holds
-parts or a prediction.json is refused before anything is read: a rerun never mixes runs.
+Parts are written beside, then renamed, so a part is whole or absent. The first run
+records what it is (`prediction.start.json`); a rerun of the same command resumes (each
+worker keeps its part if whole), anything else into that DIR is refused before anything
+is read, and so is a finished DIR: a rerun never mixes runs.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import json
 import os
 import time
@@ -31,6 +34,7 @@ from focal_dist import atomic_files
 from focal_dist.serving.calibration import Calibration
 
 MANIFEST = "prediction.json"
+STARTED = "prediction.start.json"
 
 
 class PredictionError(ValueError):
@@ -52,17 +56,52 @@ def load_export(workdir: str) -> tuple[dict, dict]:
         return json.load(handle), json.load(other)
 
 
-def check_output(directory: str) -> None:
-    """PredictionError unless `directory` holds no earlier results."""
-    found = glob.glob(os.path.join(directory, "part-*")) + glob.glob(
-        os.path.join(directory, MANIFEST)
-    )
+def prepare_output(directory: str, run: dict) -> None:
+    """Claims `directory` for `run` (the work dir, data, export and worker count), or
+    resumes the same run; PredictionError for a finished run or another one's output.
+
+    A restarted job (a preempted pod) reruns the same command: its workers keep the
+    parts already whole and score the rest. Anything else is refused, so parts of two
+    runs never meet in one directory.
+    """
+    started = os.path.join(directory, STARTED)
+    if os.path.exists(os.path.join(directory, MANIFEST)):
+        raise PredictionError(
+            f"--output {directory!r} holds a finished prediction ({MANIFEST}); choose a new "
+            "--output or remove it"
+        )
+    if os.path.exists(started):
+        with open(started) as handle:
+            recorded = json.load(handle)
+        if recorded != run:
+            changed = sorted(k for k in set(run) | set(recorded) if run.get(k) != recorded.get(k))
+            raise PredictionError(
+                f"--output {directory!r} already holds results of another prediction "
+                f"(it differs in {', '.join(changed)}); choose a new --output: a rerun never "
+                "mixes its rows with another run's"
+            )
+        logging.info("resuming the prediction in %s: whole parts are kept", directory)
+        return
+    found = glob.glob(os.path.join(directory, "part-*"))
     if found:
         raise PredictionError(
-            f"--output {directory!r} already holds results ({os.path.basename(sorted(found)[0])}"
-            f", {len(found)} file(s)); choose a new --output or remove them: a rerun never "
-            "mixes its rows with another run's"
+            f"--output {directory!r} already holds results ({os.path.basename(sorted(found)[0])}, "
+            f"{len(found)} file(s)) of an unknown run; choose a new --output or remove them"
         )
+    os.makedirs(directory, exist_ok=True)
+    atomic_files.write_json(started, run)
+
+
+def run_identity(workdir: str, data: str, num_workers: int) -> dict:
+    """What makes two predictions the same run: work dir, data, export, worker count."""
+    with open(os.path.join(workdir, "export", "deploy.json"), "rb") as handle:
+        export = hashlib.sha256(handle.read()).hexdigest()
+    return {
+        "workdir": os.path.abspath(workdir),
+        "data": data,
+        "export_sha256": export,
+        "num_workers": num_workers,
+    }
 
 
 def columns(label_mode: str, num_outputs: int) -> list[str]:
@@ -98,12 +137,21 @@ class Scorer:
         return probabilities, decisions
 
 
+def part_path(directory: str, worker: int, num_workers: int) -> str:
+    return os.path.join(directory, f"part-{worker:05d}-of-{num_workers:05d}.csv")
+
+
+def count_rows(path: str) -> int:
+    """Rows of a whole part file (its header excluded)."""
+    with open(path) as handle:
+        return sum(1 for _ in handle) - 1
+
+
 class PartWriter:
     """One worker's part file, written beside and renamed when complete."""
 
     def __init__(self, directory: str, worker: int, num_workers: int, header: list[str]):
-        os.makedirs(directory, exist_ok=True)
-        self.path = os.path.join(directory, f"part-{worker:05d}-of-{num_workers:05d}.csv")
+        self.path = part_path(directory, worker, num_workers)
         self.temporary = os.path.join(directory, f".part-{worker:05d}.partial")
         # Open across many writes; `commit` or `abandon` closes it.
         self._handle = open(self.temporary, "w", newline="")  # noqa: SIM115

@@ -123,15 +123,40 @@ def test_every_row_is_scored_once_with_the_exported_calibration(distribution, tr
     assert len(manifest["parts"]) == len(list(output.glob("part-*.csv"))) == workers
 
 
-def test_a_rerun_into_the_same_output_is_refused_and_changes_nothing(trained, tmp_path):
+def test_another_prediction_or_a_finished_one_into_the_same_output_is_refused(trained, tmp_path):
     root, workdir, _ = trained
     output = tmp_path / "scores"
     _predict("default", workdir, root / "new" / "a.csv", output)
     before = {p.name: p.read_bytes() for p in output.iterdir()}
-    result = _predict("default", workdir, root / "new" / "b.csv", output, check=False)
-    assert result.returncode == 1
-    assert "already holds results" in result.stderr
-    assert {p.name: p.read_bytes() for p in output.iterdir()} == before
+    other = _predict("default", workdir, root / "new" / "b.csv", output, check=False)
+    assert other.returncode == 1
+    assert "holds a finished prediction" in other.stderr
+    (output / "prediction.json").unlink()
+    other = _predict("default", workdir, root / "new" / "b.csv", output, check=False)
+    assert other.returncode == 1
+    assert "already holds results of another prediction (it differs in data)" in other.stderr
+    assert {p.name: p.read_bytes() for p in output.iterdir()} == {
+        k: v for k, v in before.items() if k != "prediction.json"
+    }
+
+
+def test_a_restarted_job_keeps_the_whole_parts_and_scores_the_rest(trained, tmp_path):
+    # As after a preempted pod: one worker's part is whole, the other's and the manifest
+    # are missing; the same command resumes into the same output.
+    root, workdir, _ = trained
+    output = tmp_path / "scores"
+    data = root / "new" / "*.csv"
+    _predict("horovod", workdir, data, output)
+    first, second = sorted(output.glob("part-*.csv"))
+    kept = first.stat().st_mtime_ns, first.read_bytes()
+    rescored = second.read_bytes()
+    second.unlink()
+    (output / "prediction.json").unlink()
+    result = _predict("horovod", workdir, data, output)
+    assert "resuming the prediction" in result.stderr + result.stdout
+    assert (first.stat().st_mtime_ns, first.read_bytes()) == kept
+    assert second.read_bytes() == rescored
+    assert json.loads((output / "prediction.json").read_text())["rows"] == sum(FILES.values())
 
 
 @pytest.mark.parametrize(
