@@ -32,6 +32,12 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_integer("num_cpu_devices", None, "mirrored: split the CPU into N devices.")
 flags.DEFINE_integer("batch_size", 1024, "Rows per replica per step.")
+flags.DEFINE_string(
+    "source",
+    None,
+    "The format of --data (csv, parquet, tfrecord, image_folder, image_tfrecord); default: "
+    "the run's data.source (required for a run trained on the synthetic data).",
+)
 flags.mark_flags_as_required(["workdir", "data", "output"])
 
 
@@ -41,6 +47,8 @@ def _source(config, deploy: dict, data: str):
 
     config.data.path = data
     config.data.eval_path = config.data.calibration_path = ""
+    if FLAGS.source:
+        config.data.source = FLAGS.source
     return get_source(
         config.data, label_mode=deploy["label_mode"], num_classes=deploy["num_outputs"]
     )
