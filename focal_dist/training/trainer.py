@@ -161,12 +161,13 @@ class Trainer:
         if finished is not None:
             return finished
         previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
-        self._trained_step = self._saved_step = None
+        self._trained_step = self._checkpoint = None
         try:
             return self._train()
         except BaseException as error:
             if self._trained_step is not None:  # The segment started: say how it ended.
-                self.segments.end(self._trained_step, self._saved_step, type(error).__name__)
+                saved = self._checkpoint.saved_step if self._checkpoint else self._resumed_step
+                self.segments.end(self._trained_step, saved, type(error).__name__)
             raise
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
@@ -179,7 +180,7 @@ class Trainer:
         step = resumed_from = resume.restore(
             backend, self.checkpoints, self.model.variables + self.optimizer.variables
         )
-        self._trained_step = self._saved_step = step
+        self._trained_step = self._resumed_step = step
         self.segments.start(step, self.accepted_changes, backend)
         if backend.is_chief:
             reporting.write_config(self.workdir, self.config)
@@ -195,7 +196,7 @@ class Trainer:
                 train.global_batch_size,
             )
         )
-        checkpoint = actions.Checkpoint(
+        checkpoint = self._checkpoint = actions.Checkpoint(
             store=self.checkpoints,
             summaries=self.summaries,
             backend=backend,

@@ -89,7 +89,8 @@ def test_a_full_disk_during_a_save_ends_in_one_line_and_a_rerun_resumes(tmp_path
         pytest.fail("this test mounts a small tmpfs and needs root (make test runs as root)")
     mount = tmp_path / "small"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    # One checkpoint (model and Adam slots, about 4.7 MB) fits, the second does not.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=7m", "tmpfs", str(mount)], check=True)
     try:
         workdir = mount / "run"
         overrides = {
@@ -98,7 +99,7 @@ def test_a_full_disk_during_a_save_ends_in_one_line_and_a_rerun_resumes(tmp_path
             "train.steps_per_loop": 10,
             "train.keep_checkpoints": 50,
             "train.eval_every": 0,
-            "model.hidden_units": "(64, 64)",
+            "model.hidden_units": "(512, 512)",
             "data.num_features": 256,
             "data.synthetic.num_train": 512,
             "data.synthetic.num_eval": 64,
@@ -106,9 +107,14 @@ def test_a_full_disk_during_a_save_ends_in_one_line_and_a_rerun_resumes(tmp_path
         result = runs.run(runs.train_command("default", workdir, overrides), check=False)
         assert result.returncode == 1, result.stderr[-3000:]
         assert "no space left on the device of" in result.stderr
-        assert "the last good checkpoint is" in result.stderr
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
-        kept = sorted(workdir.glob("checkpoints/ckpt-*.index"))
-        assert kept, "no checkpoint fitted: make the model smaller or the tmpfs larger"
+        assert "the last good checkpoint is" in result.stderr
+        assert f"{workdir}/checkpoints/ckpt-10" in result.stderr
+        # Space freed (the tmpfs grown), the same command resumes from ckpt-10.
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
+        rerun = runs.run(runs.train_command("default", workdir, overrides))
+        assert "resumed from" in rerun.stderr
+        assert runs.summary(workdir)["resumed_from_step"] == 10
+        assert runs.summary(workdir)["step"] == 40
     finally:
         subprocess.run(["umount", str(mount)], check=True)
