@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
@@ -53,8 +54,13 @@ def histogram_report(histogram, *, beta: float, min_count) -> dict:
         scheme: cw.class_weights(histogram, scheme, beta=beta, min_count=min_count).tolist()
         for scheme in cw.SCHEMES
     }
-    if histogram.label_mode in ("binary", "multi_label"):
+    if histogram.label_mode == "binary":
         report["focal_alpha"] = cw.focal_alpha(histogram, min_count=min_count)
+    elif histogram.label_mode == "multi_label":
+        # Each label its own alpha (its negative share), as loss.alpha = "auto" uses.
+        report["focal_alpha"] = cw.focal_alpha(
+            histogram, per_output=True, min_count=min_count
+        ).tolist()
     return report
 
 
@@ -63,14 +69,16 @@ def format_table(report: dict, scheme: str) -> str:
     total = report["num_examples"]
     lines = [f"{report['num_examples']} examples, label_mode={report['label_mode']}"]
     if report["label_mode"] in ("binary", "multi_label"):
-        lines.append(f"{'output':>8}{'positives':>12}{'rate':>10}{'w_neg':>10}{'w_pos':>10}")
+        header = f"{'output':>8}{'positives':>12}{'rate':>10}{'w_neg':>10}{'w_pos':>10}"
+        lines.append(header + f"{'alpha':>10}")
         positives = report["counts"][1:] if report["label_mode"] == "binary" else report["counts"]
+        alphas = np.atleast_1d(report["focal_alpha"])
         for c, count in enumerate(positives):
             lines.append(
                 f"{c:>8}{count:>12}{count / total:>10.4%}{weights[0][c]:>10.4f}"
-                f"{weights[1][c]:>10.4f}"
+                f"{weights[1][c]:>10.4f}{alphas[c]:>10.4f}"
             )
-        lines.append(f"focal alpha (positive class): {report['focal_alpha']:.4f}")
+        lines.append("alpha: the focal alpha of the positive class (its negative share)")
     else:
         lines.append(f"{'class':>8}{'count':>12}{'share':>10}{'weight':>10}")
         for c, count in enumerate(report["counts"]):

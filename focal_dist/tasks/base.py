@@ -125,6 +125,8 @@ class Task(abc.ABC):
     num_outputs: int
     label_mode: str | None = None
     class_names: list[str] | None = None
+    # The `config.data` fields the task's data reads (None: all); hparams show only these.
+    data_fields: tuple[str, ...] | None = None
 
     @abc.abstractmethod
     def build_model(self):
@@ -172,6 +174,10 @@ class Task(abc.ABC):
     def prepare(self, backend: Backend) -> None:
         """Runs once before training on every worker (e.g. a distributed label count)."""
 
-    def report(self) -> TaskReport | None:
-        """A table written to TensorBoard once per run, or None."""
+    def report(self) -> TaskReport | list[TaskReport] | None:
+        """Tables written to TensorBoard once per run, or None."""
         return None
+
+    def summary_sections(self) -> dict:
+        """Sections the task adds to summary.json (e.g. the rows its data skipped)."""
+        return {}

@@ -21,6 +21,10 @@ from focal_dist.tasks.classification_losses import LOSSES, NEEDS_HISTOGRAM
 LABEL_MODES = {"binary": "binary", "multi_label": "multi_label", "multiclass": "sparse"}
 
 
+def config_skips(config) -> bool:
+    return config.data.get("non_finite", "error") == "skip"
+
+
 class ClassificationTask(Task):
     """Binary, multi-label or multi-class classification from the config."""
 
@@ -39,6 +43,7 @@ class ClassificationTask(Task):
         self.class_weight = None
         self.histogram = None
         self.alpha = None  # loss.alpha = "auto": each output's negative share (prepare)
+        self.skipped = None  # data.non_finite = "skip": the rows dropped, over all workers
         # The data set, whatever its kind (focal_dist/data/sources/).
         self.source = get_source(
             config.data, label_mode=self.label_mode, num_classes=self.num_outputs
@@ -66,6 +71,10 @@ class ClassificationTask(Task):
     def class_names(self) -> list[str] | None:
         return self.source.class_names
 
+    @property
+    def data_fields(self) -> tuple[str, ...]:
+        return self.source.config_fields
+
     def histogram_dataset(self, info: InputInfo) -> tf.data.Dataset:
         """The training labels, this pipeline's share, for the class-weight histogram."""
         return self.source.label_batches(info)
@@ -86,6 +95,19 @@ class ClassificationTask(Task):
             or loss.name in NEEDS_HISTOGRAM
             or self.source.label_pass_checks_values
         )
+        if config_skips(self.config):
+            info = InputInfo(backend.input_pipeline_id, backend.num_input_pipelines, 4096)
+            local = self.source.skipped_rows(info, "train")
+            self.skipped = local.summed(backend.sum_across_workers) if local else None
+            if self.skipped is not None:
+                logging.warning(
+                    "data.non_finite = skip: %d training rows dropped (%s)",
+                    self.skipped.num_rows,
+                    ", ".join(
+                        f"{f}: {n}"
+                        for f, n in zip(self.skipped.files, self.skipped.rows, strict=True)
+                    ),
+                )
         if not needed:
             return
         scheme = "balanced" if scheme == "auto" else scheme
@@ -117,8 +139,20 @@ class ClassificationTask(Task):
             np.round(self.class_weight, 4).tolist(),
         )
 
-    def report(self) -> TaskReport | None:
-        """The label histogram and the class weights fitted from it."""
+    def summary_sections(self) -> dict:
+        if self.skipped is None:
+            return {}
+        return {"data": {"skipped_rows": self.skipped.to_dict()}}
+
+    def report(self) -> list[TaskReport]:
+        """The label histogram with its class weights, and the rows the data skipped."""
+        reports = [self._histogram_report()]
+        if self.skipped is not None:
+            rows = [[f, int(n)] for f, n in zip(self.skipped.files, self.skipped.rows, strict=True)]
+            reports.append(TaskReport("data/skipped_rows", ["file", "rows dropped"], rows))
+        return reports
+
+    def _histogram_report(self) -> TaskReport | None:
         histogram = self.histogram
         if histogram is None:
             return None

@@ -18,12 +18,17 @@ from focal_dist.training.summaries import SummaryWriter, markdown_table
 SUMMARY = "summary.json"
 
 
-def flat_config(config, backend) -> dict:
-    """The config as {"a.b": value} (scalars kept, others as strings), for hparams."""
+def flat_config(config, backend, data_fields=None) -> dict:
+    """The config as {"a.b": value} (scalars kept, others as strings), for hparams.
+
+    With `data_fields`, only those `data.*` fields (the ones the run's source reads).
+    """
     flat = {}
 
     def flatten(prefix, node):
         for key, value in node.items():
+            if prefix == "data." and data_fields is not None and key not in data_fields:
+                continue
             if isinstance(value, config_dict.ConfigDict):
                 flatten(f"{prefix}{key}.", value)
             elif isinstance(value, (bool, int, float, str)):
@@ -39,10 +44,11 @@ def flat_config(config, backend) -> dict:
 
 def write_run_info(summaries: SummaryWriter, config, backend, task) -> None:
     """Hparams and the task's table (the label histogram): once per run, at its start."""
-    summaries.hparams(flat_config(config, backend))
-    report = task.report()
-    if report is not None:
-        summaries.text(report.name, markdown_table(report.header, report.rows))
+    summaries.hparams(flat_config(config, backend, getattr(task, "data_fields", None)))
+    reports = task.report()
+    for report in reports if isinstance(reports, list) else [reports]:
+        if report is not None:
+            summaries.text(report.name, markdown_table(report.header, report.rows))
 
 
 def write_segments(summaries: SummaryWriter, segments: list[dict], step: int) -> None:

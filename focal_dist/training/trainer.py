@@ -268,6 +268,7 @@ class Trainer:
             {} if preempted else result.eval_metrics,
             preempted=preempted,
         )
+        summary.update(self.task.summary_sections())
         summary.update(result.extras)
         summary["segments"] = self.segments.read()
         if backend.is_chief:

@@ -111,3 +111,25 @@ def test_histogram_cli_writes_counts_and_weights_json_from_the_chief(
     np.testing.assert_allclose(report["class_weights"]["balanced"], balanced, rtol=1e-12)
     assert "weights: effective_number" in result.stdout
     assert result.stdout.count("weights: effective_number") == 1  # the chief prints alone
+
+
+def test_histogram_cli_gives_each_label_of_multi_label_data_its_own_alpha(data_paths, tmp_path):
+    output = tmp_path / "weights.json"
+    labels = ",".join(f"y{c}" for c in range(fixtures.NUM_MULTI_LABEL))
+    cli = [
+        "-m",
+        "focal_dist.histogram",
+        f"--data={data_paths['multi_label']}",
+        f"--num_classes={fixtures.NUM_MULTI_LABEL}",
+        "--label_mode=multi_label",
+        f"--label_column={labels}",
+        f"--output={output}",
+    ]
+    result = _run(runs.distributed_command("default", cli))
+    report = json.loads(output.read_text())
+    positives = np.array(fixtures.expected_counts("multi_label"), np.float64)
+    expected = 1 - positives / fixtures.NUM_EXAMPLES  # each label's negative share
+    np.testing.assert_allclose(report["focal_alpha"], expected, rtol=1e-12)
+    for c, alpha in enumerate(expected):
+        row = next(line for line in result.stdout.splitlines() if line.split()[:1] == [str(c)])
+        assert row.split()[-1] == f"{alpha:.4f}"

@@ -284,3 +284,19 @@ def test_bad_config_fails_with_a_message_naming_the_field(tmp_path, override, ma
     assert result.returncode != 0
     expected = match or r"global_batch_size 30 is not divisible by the 4 replicas"
     assert re.search(expected, result.stderr), result.stderr[-2000:]
+
+
+def test_hparams_hold_only_the_settings_of_the_runs_data_source(small_run):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    workdir, _ = small_run
+    content = _events(workdir).PluginTagToContent("hparams")
+    names = set()
+    for blob in content.values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(blob)
+        names |= set(data.session_start_info.hparams)
+    assert {"data.source", "data.num_features", "data.synthetic.positive_rate"} <= names
+    assert {"loss.gamma", "train.global_batch_size"} <= names
+    # A synthetic run reads no files and no images.
+    for absent in ("data.image_size", "data.channels", "data.path", "data.label_column"):
+        assert absent not in names, absent

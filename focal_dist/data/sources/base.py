@@ -51,6 +51,9 @@ class Source(abc.ABC):
     name: str
     label_mode: str
     num_classes: int
+    # The `config.data` fields this source reads ("synthetic": that whole section); the
+    # run's TensorBoard hparams show only these.
+    config_fields: tuple[str, ...] = ("source",)
     # The label pass also checks every value (file sources): a run makes it even when it
     # needs no class weights, so that bad data stops it before its first checkpoint.
     label_pass_checks_values: bool = False

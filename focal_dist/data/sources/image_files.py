@@ -20,6 +20,11 @@ _LABEL_BATCH = 4096
 
 
 class ImageFilesSource(Source):
+    config_fields = (
+        "source", "path", "eval_path", "calibration_path", "shuffle_buffer", "image_size",
+        "channels", "augment", "crop_min_area",
+    )  # fmt: skip
+
     """Images at `data.path` (train), `data.eval_path` and `data.calibration_path`."""
 
     def __init__(self, data, *, label_mode: str, num_classes: int):

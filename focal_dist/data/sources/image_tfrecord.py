@@ -13,6 +13,7 @@ from focal_dist.distribute import InputInfo
 
 class ImageTFRecordSource(ImageFilesSource):
     name = "image_tfrecord"
+    config_fields = (*ImageFilesSource.config_fields, "image_key", "image_label_key")
 
     def prediction_records(self, path: str, info: InputInfo) -> tf.data.Dataset:
         """Every record of the files at `path`; only `data.image_key` is read."""

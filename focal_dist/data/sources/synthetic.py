@@ -20,6 +20,7 @@ class SyntheticSource(Source):
     distribution (`pipeline.split_in_memory`)."""
 
     name = "synthetic"
+    config_fields = ("source", "num_features", "shuffle_buffer", "synthetic")
 
     def __init__(
         self,

@@ -36,6 +36,10 @@ class TableSource(Source):
 
     reader: ModuleType  # a module of data/readers/: read, feature_names, features_phrase
     label_pass_checks_values = True
+    config_fields = (
+        "source", "path", "eval_path", "calibration_path", "label_column", "num_features",
+        "shuffle_buffer", "non_finite",
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from focal_dist.data.sources.tabular import TableSource
 class TFRecordSource(TableSource):
     name = "tfrecord"
     reader = reader
+    config_fields = (*TableSource.config_fields, "feature_column")
 
     def serving_inputs(self) -> dict:
         key = self.options.feature_column
