@@ -36,7 +36,8 @@ class Progress(Action):
     gradient norm, throughput and ETA every `train.log_every` steps.
 
     The ETA divides the steps left by the speed of the calls after the first (which
-    traces and compiles), so a resumed run's first estimate is not its start-up's.
+    traces and compiles), so a resumed run's first estimate is not its start-up's; after
+    the first call alone there is none yet.
     """
 
     def __init__(self, *, summaries, backend, train, learning_rate: Callable[[], float]):
@@ -69,20 +70,20 @@ class Progress(Action):
             prefix="train/",
         )
         if self.backend.is_chief and (result.step % train.log_every < count or result.last):
-            per_step = (
-                self._seconds_timed / self._steps_timed
-                if self._steps_timed
-                else result.seconds / count
-            )
+            left = train.steps - result.step
+            if self._steps_timed:
+                eta = f"{self._seconds_timed / self._steps_timed * left:.0f}s"
+            else:  # Only the first call, which traced: its speed says nothing yet.
+                eta = "0s" if not left else "-- (after the next call)"
             logging.info(
-                "step %d/%d  loss %.5f  lr %.3g  grad_norm %.3g  %.0f examples/s  ETA %.0fs",
+                "step %d/%d  loss %.5f  lr %.3g  grad_norm %.3g  %.0f examples/s  ETA %s",
                 result.step,
                 train.steps,
                 result.losses[-1],
                 learning_rate,
                 result.norm,
                 examples_per_second,
-                per_step * (train.steps - result.step),
+                eta,
             )
 
 
