@@ -37,6 +37,9 @@ every B_k^j, travels in C_{k+1}'s vector. C_{k+1} precedes B_{k+1} (J
 needs D). In "single" the one collective of k+1 waits for update k. The read of the next
 batch issues no collective (training datasets repeat, so not even MultiWorkerMirrored's
 end-of-data check runs).
+
+(About 300 lines, one file on purpose: both ways of summing a step share the padding,
+the objective and the update, and the ordering argument above covers both.)
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ from focal_dist.distribute import Backend
 from focal_dist.distribute.strategy_backend import StrategyBackend
 from focal_dist.losses import global_mean
 from focal_dist.training import allreduce
+from focal_dist.training.held_out import HeldOutStep
 from focal_dist.training.loss_terms import LocalTerms
+from focal_dist.training.padding import pad_replica_batch
 
 ALLREDUCE_MODES = ("single", "overlap")
 
@@ -131,33 +136,22 @@ class TrainStep:
         )
         self._loop = tf.function(self._train_loop)
         self._one_step = tf.function(self._train_loop_one_step)
-        self.eval_step = tf.function(self._eval_step)
-        self.score_step = tf.function(self._score_step)
+        # Evaluation and scoring of held-out splits: the same padding and loss terms.
+        self.held_out = HeldOutStep(
+            model=model,
+            backend=backend,
+            terms=self.terms,
+            evaluation=evaluation,
+            pad=self._padded,
+        )
+        self.eval_step = self.held_out.eval_step
+        self.score_step = self.held_out.score_step
+        self.eval_vector_size = self.held_out.vector_size
+        self.split_eval_totals = self.held_out.split_totals
 
     # --- per replica, no collective (XLA-compilable) ----------------------------------
     def _padded(self, batch):
-        """(features, labels, valid): the replica batch padded to a fixed row count.
-
-        A short last global batch leaves some replicas few or no examples (on purpose:
-        every distribution sees the same examples per step). Padding to
-        `per_replica_batch_size` rows with `valid` = 0 keeps every shape static (one
-        XLA compilation) and never hands a layer an empty batch (oneDNN's Conv2D returns
-        a wrong shape for [0, H, W, C]). Padding rows add nothing to the loss, the
-        counts or the metrics.
-        """
-        features, labels = batch
-        count = tf.shape(tf.nest.flatten(labels)[0])[0]
-        size = self.options.per_replica_batch_size
-        if size is None:
-            return features, labels, tf.ones([count], tf.float32)
-
-        def pad(tensor):
-            paddings = [[0, size - count]] + [[0, 0]] * (tensor.shape.rank - 1)
-            padded = tf.pad(tensor, paddings)
-            return tf.ensure_shape(padded, [size, *tensor.shape[1:]])
-
-        valid = tf.sequence_mask(count, size, dtype=tf.float32)
-        return tf.nest.map_structure(pad, features), tf.nest.map_structure(pad, labels), valid
+        return pad_replica_batch(batch, self.options.per_replica_batch_size)
 
     def _objective(self, features, labels, valid, denominators):
         """(J_r without regularisation, the differentiated objective, tape)."""
@@ -303,51 +297,6 @@ class TrainStep:
             shape_invariants=(tf.TensorShape([]), iterator.element_spec, None, tf.TensorShape([])),
         )
         return step_losses.stack(), norm
-
-    # --- evaluation ---------------------------------------------------------------------
-    def _eval_replica(self, batch):
-        features, labels, valid = self._padded(batch)
-        logits = tf.cast(self.model(features, training=False), tf.float32)
-        sums, counts = self.terms.sums_and_counts(labels, logits, valid)
-        statistics = tf.cast(self.evaluation.statistics(labels, logits, valid), tf.float64)
-        # One flat float64 vector, so one collective per eval step (several concurrent
-        # Horovod all-reduces in one graph were seen to stall on 2 cores), exact counts.
-        return tf.concat(
-            [
-                statistics,
-                tf.cast(sums, tf.float64),
-                tf.cast(counts, tf.float64),
-                tf.cast([tf.reduce_sum(valid)], tf.float64),
-            ],
-            axis=0,
-        )
-
-    def _score_replica(self, batch):
-        features, labels, valid = self._padded(batch)
-        return tf.cast(self.model(features, training=False), tf.float32), labels, valid
-
-    def _score_step(self, batch):
-        """Per replica: (logits, labels, valid) of its padded batch; no collective."""
-        return self.backend.run(self._score_replica, args=(batch,))
-
-    def _eval_step(self, batch):
-        """[evaluation statistics, term sums, term counts, rows], summed over replicas."""
-        return self.backend.reduce_sum(self.backend.run(self._eval_replica, args=(batch,)))
-
-    @property
-    def eval_vector_size(self) -> int:
-        """Length of the vector `eval_step` returns."""
-        return self.evaluation.size + 2 * len(self.terms.terms) + 1
-
-    def split_eval_totals(self, totals):
-        """(evaluation statistics, eval loss, rows) from the summed eval vectors."""
-        size, count = self.evaluation.size, len(self.terms.terms)
-        sums, counts = totals[size : size + count], totals[size + count : size + 2 * count]
-        loss = 0.0
-        for term, s, n in zip(self.terms.terms, sums, counts, strict=True):
-            denominator = max(n, term.floor)
-            loss += term.weight * s / denominator if denominator > 0 else 0.0
-        return totals[:size], loss, totals[-1]
 
 
 def _single_replica_without_collective(backend: Backend) -> bool:

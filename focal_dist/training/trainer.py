@@ -63,7 +63,7 @@ class Trainer:
         train = config.train
         per_replica = backend.input_info(train.global_batch_size).per_replica_batch_size
         self._stop_requested = False
-        self._has_eval_set = None
+        self._has_split: dict[str, bool] = {}
         if train.mixed_precision:
             keras.mixed_precision.set_dtype_policy("mixed_float16")
         with backend.scope():
@@ -111,46 +111,29 @@ class Trainer:
             info, seed=self.config.train.seed, skip_global_batches=skip_global_batches
         )
 
+    def _split(self, split: str):
+        """The task's distributed batches of a held-out split, or None without one."""
+        dataset_fn = {"eval": self.task.eval_dataset, "calibration": self.task.calibration_dataset}
+        if split not in self._has_split:  # Asked once: building a file dataset reads files.
+            info = self.backend.input_info(self.config.train.global_batch_size)
+            self._has_split[split] = dataset_fn[split](self._input_info(info)) is not None
+        if not self._has_split[split]:
+            return None
+        return self.backend.distribute_dataset(
+            lambda info: dataset_fn[split](self._input_info(info)),
+            self.config.train.global_batch_size,
+        )
+
     def evaluate(self) -> tuple[dict, np.ndarray] | None:
         """Exact metrics over the task's eval set and the summed statistics; None when
         the task has none."""
-        if self._has_eval_set is None:  # Asked once: building a file dataset reads files.
-            info = self.backend.input_info(self.config.train.global_batch_size)
-            self._has_eval_set = self.task.eval_dataset(self._input_info(info)) is not None
-        if not self._has_eval_set:
-            return None
-        dataset = self.backend.distribute_dataset(
-            lambda info: self.task.eval_dataset(self._input_info(info)),
-            self.config.train.global_batch_size,
-        )
-        totals = np.zeros(self.step.eval_vector_size)
-        for batch in dataset:
-            totals += self.step.eval_step(batch).numpy()
-        statistics, loss, rows = self.step.split_eval_totals(totals)
-        metrics = self.step.evaluation.metrics(statistics)
-        metrics["loss"] = float(loss)
-        metrics["num_examples"] = float(rows)
-        return metrics, statistics
+        dataset = self._split("eval")
+        return None if dataset is None else self.step.held_out.evaluate(dataset)
 
     def score(self, split: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """This worker's (logits, labels) of a held-out split ("eval", "calibration"), its
-        examples only (padding dropped); None when the task has no such split."""
-        datasets = {"eval": self.task.eval_dataset, "calibration": self.task.calibration_dataset}
-        info = self._input_info(self.backend.input_info(self.config.train.global_batch_size))
-        if datasets[split](info) is None:
-            return None
-        dataset = self.backend.distribute_dataset(
-            lambda info: datasets[split](self._input_info(info)),
-            self.config.train.global_batch_size,
-        )
-        logits, labels = [], []
-        local = self.backend.local_results
-        for batch in dataset:
-            for z, y, valid in zip(*map(local, self.step.score_step(batch)), strict=True):
-                keep = valid.numpy() > 0
-                logits.append(z.numpy()[keep])
-                labels.append(np.asarray(y.numpy())[keep])
-        return np.concatenate(logits), np.concatenate(labels)
+        """This worker's (logits, labels) of "eval" or "calibration"; None without it."""
+        dataset = self._split(split)
+        return None if dataset is None else self.step.held_out.score(dataset)
 
     def _on_sigterm(self, signum, frame):
         logging.warning("SIGTERM: saving a checkpoint at the end of this loop, then exiting")

@@ -1,7 +1,7 @@
-"""Exact class weights from a label histogram counted over every worker's shard.
+"""Class weights and the focal alpha from a label histogram, on the host.
 
-`label_histogram` (focal_dist.label_counting) counts each example once over all workers;
-weights and the focal alpha are derived from the histogram on the host.
+The histogram (`counting.label_histogram`) counts each example once over all workers, so
+the weights are the same on every worker and equal to one process's.
 """
 
 from __future__ import annotations
@@ -10,18 +10,9 @@ import numbers
 
 import numpy as np
 
-from focal_dist.label_counting import LABEL_MODES, LabelHistogram, label_histogram
+from focal_dist.class_weights.counting import LabelHistogram
 
 SCHEMES = ("balanced", "inverse", "inverse_sqrt", "effective_number")
-
-__all__ = [
-    "LABEL_MODES",
-    "SCHEMES",
-    "LabelHistogram",
-    "class_weights",
-    "focal_alpha",
-    "label_histogram",
-]
 
 
 def _group_counts(histogram: LabelHistogram) -> np.ndarray:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from focal_dist import dataset_graph
+from focal_dist.class_weights import dataset_graph
 from focal_dist.data.label_modes import COUNTED_LABEL_MODES as LABEL_MODES
 from focal_dist.distribute import Backend, InputInfo
 from focal_dist.distribute.resolve import resolve_backend
