@@ -99,7 +99,7 @@ def ours(backend, k: int, jit: bool, examples):
     x, y, per_rank = rank_examples(examples)
     config = bench.config_for(k, jit)
     task = ClassificationTask(config)
-    trainer = Trainer(config, task, backend, tempfile.mkdtemp())
+    trainer = Trainer(config=config, task=task, backend=backend, workdir=tempfile.mkdtemp())
     backend.broadcast_variables(trainer.model.variables)
     iterator = iter(
         backend.distribute_dataset(

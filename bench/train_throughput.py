@@ -113,7 +113,7 @@ def ours(backend, steps_per_loop: int, jit: bool, cached):
     """
     config = config_for(steps_per_loop, jit)
     task = ClassificationTask(config)
-    trainer = Trainer(config, task, backend, tempfile.mkdtemp())
+    trainer = Trainer(config=config, task=task, backend=backend, workdir=tempfile.mkdtemp())
     if cached is None:
         dataset_fn = task.train_dataset
     else:

@@ -63,7 +63,9 @@ def main(argv):
     # Before anything is written: a bad value or a config the work dir's run was not
     # trained with must not leave a half-made work dir.
     try:
-        validate_config(config, num_replicas=backend.num_replicas_in_sync)
+        validate_config(
+            config, num_replicas=backend.num_replicas_in_sync, distribution=backend.name
+        )
         summary = run(
             get_task(config),
             config=config,

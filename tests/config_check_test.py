@@ -212,3 +212,14 @@ def test_cli_refuses_a_bad_config_before_writing_to_the_work_dir(tmp_path, overr
     # The list of bad fields, not a Python traceback around it.
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert _workdir_files(workdir) == []
+
+
+def test_compression_needs_the_overlapped_step_and_a_wire_dtype_the_backend_sends():
+    single = _with(default.get_config(), train__allreduce="single")
+    single.train.allreduce_compression = "float16"
+    assert 'train.allreduce must be "overlap" or "auto"' in _error(single)
+    bfloat16 = default.get_config()
+    bfloat16.train.allreduce_compression = "bfloat16"
+    validate_config(bfloat16, distribution="mirrored")
+    message = _error(bfloat16, distribution="horovod")
+    assert "Horovod 0.28.1 cannot all-reduce bfloat16; got 'bfloat16'" in message

@@ -54,8 +54,11 @@ def all_reduce_in_buckets(backend, gradients, *, bucket_bytes: int, compression:
     """SUM over replicas of every gradient, one collective per bucket.
 
     `extra` (small float32 tensors, e.g. the loss for logging) ride in the first bucket
-    uncompressed. Returns (summed gradients in the order given, summed extras).
+    uncompressed. Returns (summed gradients in the order given, summed extras). With one
+    replica nothing is sent, so nothing is compressed.
     """
+    if backend.num_replicas_in_sync == 1:
+        compression = "none"
     dense = [tf.convert_to_tensor(g) if g is not None else None for g in gradients]
     summed: list = [None] * len(dense)
     extras = list(extra)
@@ -63,7 +66,16 @@ def all_reduce_in_buckets(backend, gradients, *, bucket_bytes: int, compression:
         originals = [dense[i] for i in group]
         sent = compress(originals, compression)
         riders = extras if number == 0 else []
-        reduced = backend.aggregate_gradients([*sent, *riders])
+        if riders and COMPRESSIONS[compression] is not None:
+            # One collective carries one dtype (Horovod's grouped all-reduce, TF's packed
+            # one): the float32 riders go first in their own, and the bucket waits for
+            # it, so the update still consumes both (the step's ordering argument).
+            reduced_riders = backend.aggregate_gradients(riders)
+            with tf.control_dependencies(reduced_riders):
+                sent = [tf.identity(t) for t in sent]
+            reduced = [*backend.aggregate_gradients(sent), *reduced_riders]
+        else:
+            reduced = backend.aggregate_gradients([*sent, *riders])
         for i, value in zip(group, decompress(reduced[: len(group)], originals), strict=True):
             summed[i] = value
         if number == 0:

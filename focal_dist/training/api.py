@@ -60,7 +60,12 @@ def train_task(
         config = configs.get_config("default")
     from focal_dist.training.config_check import validate_config
 
-    validate_config(config, num_replicas=backend.num_replicas_in_sync, training_only=True)
+    validate_config(
+        config,
+        num_replicas=backend.num_replicas_in_sync,
+        training_only=True,
+        distribution=backend.name,
+    )
     return run(
         task,
         config=config,

@@ -141,7 +141,7 @@ def _check_alpha(check: _Checker, config, task) -> None:
         check.fail("loss.alpha", "a number in [0, 1]", alpha)
 
 
-def _check_optimizer_and_train(check: _Checker, config, num_replicas) -> None:
+def _check_optimizer_and_train(check: _Checker, config, num_replicas, distribution=None) -> None:
     check.one_of("optimizer.name", OPTIMIZERS)
     check.number("optimizer.learning_rate", 0.0, open_low=True)
     check.number("optimizer.momentum", 0.0, 1.0, open_high=True)
@@ -161,6 +161,20 @@ def _check_optimizer_and_train(check: _Checker, config, num_replicas) -> None:
     check.one_of("train.allreduce", ("auto", *ALLREDUCE_MODES))
     check.number("train.allreduce_bucket_mb", 0.0)
     check.one_of("train.allreduce_compression", tuple(COMPRESSIONS))
+    compression = _get(config, "train.allreduce_compression")
+    if compression not in (_MISSING, "none") and _get(config, "train.allreduce") == "single":
+        check.fail(
+            "train.allreduce",
+            f'"overlap" or "auto" with train.allreduce_compression={compression!r} (the '
+            "single collective sends float32)",
+            "single",
+        )
+    if compression == "bfloat16" and distribution == "horovod":
+        check.fail(
+            "train.allreduce_compression",
+            "none or float16 under horovod (Horovod 0.28.1 cannot all-reduce bfloat16)",
+            compression,
+        )
     steps = _get(config, "train.steps")
     steps = steps if _is_int(steps) and steps >= 1 else None
     profile_steps = _get(config, "train.profile_steps")
@@ -297,7 +311,11 @@ def _check_data(check: _Checker, config) -> None:
 
 
 def validate_config(
-    config, *, num_replicas: int | None = None, training_only: bool = False
+    config,
+    *,
+    num_replicas: int | None = None,
+    training_only: bool = False,
+    distribution: str | None = None,
 ) -> None:
     """Raises ConfigError naming every invalid field, its value and what was expected.
 
@@ -306,12 +324,13 @@ def validate_config(
       num_replicas: when known, `train.global_batch_size` must be divisible by it.
       training_only: check only `optimizer` and `train` (a user's own Task brings its
         own model, data and loss).
+      distribution: the backend's name, when known (what it can send).
     """
     check = _Checker(config)
     if not training_only:
         _check_task_and_loss(check, config)
         _check_model(check, config)
-    _check_optimizer_and_train(check, config, num_replicas)
+    _check_optimizer_and_train(check, config, num_replicas, distribution)
     if not training_only:
         _check_data(check, config)
     if check.errors:

@@ -268,6 +268,8 @@ def _allreduce_mode(train, terms, model, backend) -> str:
     mode = train.get("allreduce", "auto")
     if mode != "auto":
         return mode
+    if train.get("allreduce_compression", "none") != "none":
+        return "overlap"  # the only path that compresses
     gradient_bytes = sum(
         int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in model.trainable_variables
     )

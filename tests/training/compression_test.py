@@ -34,13 +34,6 @@ pytestmark = pytest.mark.slow
 
 # wire dtype: (weights must move more than, weights within, losses within)
 BOUNDS = {"none": (0.0, 1e-5, 1e-5), "float16": (2e-5, 2e-3, 5e-4), "bfloat16": (2e-5, 2e-2, 5e-3)}
-ONE_DTYPE_PER_COLLECTIVE = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="training/allreduce.py sends the float32 loss in the first compressed bucket; "
-    "Horovod's grouped all-reduce and MultiWorkerMirrored's packs take one dtype "
-    "(TypeError while tracing the step)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +70,8 @@ def _differences(run, reference):
         ("mirrored", "none"),
         ("mirrored", "float16"),
         ("mirrored", "bfloat16"),
-        pytest.param("horovod", "float16", marks=ONE_DTYPE_PER_COLLECTIVE),
-        pytest.param("multiworker", "float16", marks=ONE_DTYPE_PER_COLLECTIVE),
+        ("horovod", "float16"),
+        ("multiworker", "float16"),
     ],
     ids=lambda value: value,
 )
