@@ -222,4 +222,4 @@ def test_compression_needs_the_overlapped_step_and_a_wire_dtype_the_backend_send
     bfloat16.train.allreduce_compression = "bfloat16"
     validate_config(bfloat16, distribution="mirrored")
     message = _error(bfloat16, distribution="horovod")
-    assert "Horovod 0.28.1 cannot all-reduce bfloat16; got 'bfloat16'" in message
+    assert "Horovod 0.28.1 cannot all-reduce bfloat16); got 'bfloat16'" in message
