@@ -4,19 +4,18 @@ import os
 import time
 from pathlib import Path
 
-from tests.training.runs import ROOT
+from tests.training.runs import ROOT, TINY
 
 SMALL_RUN = {
+    **TINY,
     # Long enough to be killed mid-run, short enough to resume to the end quickly.
     "train.steps": 300,
     "train.steps_per_loop": 10,
     "train.checkpoint_every": 20,
     "train.log_every": 50,
-    "train.eval_every": 0,
-    "train.global_batch_size": 64,
+    "data.num_features": 32,
     "data.synthetic.num_train": 4096,
     "data.synthetic.num_eval": 1024,
-    "model.hidden_units": "(16,)",
 }
 
 

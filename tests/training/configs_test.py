@@ -10,16 +10,7 @@ from tests.training import runs
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "train.steps": 30,
-    "train.global_batch_size": 64,
-    "train.steps_per_loop": 10,
-    "train.eval_every": 0,
-    "data.num_features": 8,
-    "data.synthetic.num_train": 2048,
-    "data.synthetic.num_eval": 1024,
-    "model.hidden_units": "(16,)",
-}
+TINY = {**runs.TINY, "train.steps": 30, "train.steps_per_loop": 10, "data.synthetic.num_eval": 1024}
 
 
 @pytest.fixture(scope="module")

@@ -14,17 +14,12 @@ from tests.training import runs
 pytestmark = pytest.mark.slow
 
 CONSTANT_RATE = {
-    "train.global_batch_size": 64,
+    **runs.TINY,
     "train.steps_per_loop": 5,
     "train.checkpoint_every": 10,
     "train.log_every": 10,
-    "train.eval_every": 0,
     "train.keep_checkpoints": 10,
     "train.deterministic": True,
-    "data.num_features": 8,
-    "data.synthetic.num_train": 2048,
-    "data.synthetic.num_eval": 256,
-    "model.hidden_units": "(16,)",
     # A rate that does not depend on train.steps, so that a shorter run is a prefix.
     "optimizer.warmup_steps": 0,
     "optimizer.decay": "constant",

@@ -24,20 +24,16 @@ pytestmark = pytest.mark.slow
 
 STEPS, LOOP, EVERY = 600, 5, 100
 TINY = {
+    **runs.TINY,
     "train.steps": STEPS,
-    "train.global_batch_size": 64,
     "train.steps_per_loop": LOOP,
     "train.checkpoint_every": EVERY,
     "train.log_every": 100,
     "train.eval_every": 200,
     "train.keep_checkpoints": 3,
     "train.deterministic": True,
-    "data.num_features": 8,
     "data.shuffle_buffer": 512,
-    "data.synthetic.num_train": 2048,
-    "data.synthetic.num_eval": 256,
     "data.synthetic.positive_rate": 0.05,
-    "model.hidden_units": "(16,)",
 }
 # kill -9 once TensorBoard holds steps past ckpt-100 (events TensorBoard must drop).
 KILL_AFTER, ORPHANS_UNTIL, TERM_AFTER = 100, 115, 300

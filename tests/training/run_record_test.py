@@ -14,16 +14,11 @@ from focal_dist.training import run_record
 from tests.training import runs
 
 TINY = {
+    **runs.TINY,
     "train.steps": 40,
-    "train.global_batch_size": 64,
     "train.steps_per_loop": 10,
     "train.checkpoint_every": 20,
-    "train.eval_every": 0,
     "train.log_every": 20,
-    "data.num_features": 4,
-    "data.synthetic.num_train": 1024,
-    "data.synthetic.num_eval": 128,
-    "model.hidden_units": "(8,)",
 }
 
 

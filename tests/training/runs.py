@@ -7,6 +7,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# The small model and data most CLI tests train, in one place; each test adds what it
+# is about (`{**runs.TINY, "train.steps": 40}`).
+TINY = {
+    "train.global_batch_size": 64,
+    "train.eval_every": 0,
+    "data.num_features": 8,
+    "data.synthetic.num_train": 2048,
+    "data.synthetic.num_eval": 256,
+    "data.synthetic.num_calibration": 512,
+    "model.hidden_units": "(16,)",
+}
 BIN = Path(sys.executable).parent
 
 
