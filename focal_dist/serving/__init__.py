@@ -16,14 +16,10 @@ from focal_dist.serving.diagram import reliability_diagram
 from focal_dist.serving.evaluation import evaluate_argmax, evaluate_thresholds
 from focal_dist.serving.example_spec import ExampleSpec
 from focal_dist.serving.export import export_saved_model, write_deploy_json
+from focal_dist.serving.operating_point import Decision, OperatingPoint
 from focal_dist.serving.reliability import NUM_BINS, CalibrationMetrics, calibration_metrics
 from focal_dist.serving.targets import Target, parse_target
-from focal_dist.serving.threshold import (
-    Decision,
-    OperatingPoint,
-    ThresholdError,
-    choose_threshold,
-)
+from focal_dist.serving.threshold import ThresholdError, choose_threshold
 
 __all__ = [
     "METHODS",

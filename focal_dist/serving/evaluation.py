@@ -11,7 +11,7 @@ import numpy as np
 
 from focal_dist.distribute.resolve import resolve_backend
 from focal_dist.serving import _shards
-from focal_dist.serving.threshold import Decision, OperatingPoint, binary_split, rates
+from focal_dist.serving.operating_point import Decision, OperatingPoint, binary_split, rates
 
 
 def evaluate_thresholds(probabilities, labels, *, thresholds, backend, target=None) -> Decision:

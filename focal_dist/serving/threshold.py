@@ -27,12 +27,12 @@ there; recall and the counts reported are the split's own.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from focal_dist.distribute.resolve import resolve_backend
 from focal_dist.serving import _shards
+from focal_dist.serving.evaluation import evaluate_thresholds
+from focal_dist.serving.operating_point import Decision, OperatingPoint, binary_split, rates
 from focal_dist.serving.targets import Target, parse_target
 
 _REACH = 1 - 1e-12
@@ -44,52 +44,6 @@ class ThresholdError(ValueError):
     def __init__(self, message: str, *, output: int, best: float | None = None):
         super().__init__(message)
         self.output, self.best = output, best
-
-
-@dataclasses.dataclass(frozen=True)
-class OperatingPoint:
-    """One output's threshold and what it gives on the split it was measured on."""
-
-    threshold: float
-    precision: float  # 0 when nothing is flagged
-    recall: float
-    f1: float
-    true_positives: int
-    false_positives: int
-    false_negatives: int
-    num_examples: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Decision:
-    """The target and one operating point per output."""
-
-    target: str
-    points: tuple[OperatingPoint, ...]
-
-    @property
-    def thresholds(self) -> tuple[float, ...]:
-        return tuple(p.threshold for p in self.points)
-
-    def to_dict(self) -> dict:
-        return {
-            "target": self.target,
-            "rule": "probability >= threshold",
-            "thresholds": list(self.thresholds),
-            "points": [dataclasses.asdict(p) for p in self.points],
-        }
-
-
-def rates(tp, fp, positives, weights):
-    """(precision, recall, f1) arrays from counts, with (negative, positive) weights."""
-    tp_w, fp_w = weights[1] * tp, weights[0] * fp
-    fn_w = weights[1] * (positives - tp)
-    flagged = tp_w + fp_w
-    precision = np.divide(tp_w, flagged, out=np.zeros_like(tp_w), where=flagged > 0)
-    recall = tp / positives if positives else np.zeros_like(tp_w)
-    denominator = 2 * tp_w + fp_w + fn_w
-    f1 = np.divide(2 * tp_w, denominator, out=np.zeros_like(tp_w), where=denominator > 0)
-    return precision, recall, f1
 
 
 def _select(scores, labels, target: Target, weights, output: int) -> OperatingPoint:
@@ -144,21 +98,6 @@ def _select(scores, labels, target: Target, weights, output: int) -> OperatingPo
     )
 
 
-def binary_split(probabilities, labels, backend):
-    probabilities = np.asarray(probabilities)
-    label_mode = (
-        "binary" if probabilities.ndim == 1 or probabilities.shape[-1] == 1 else "multi_label"
-    )
-    return _shards.agree(
-        probabilities,
-        labels,
-        label_mode=label_mode,
-        backend=backend,
-        what="probabilities",
-        probabilities=True,
-    )
-
-
 def choose_threshold(
     probabilities, labels, *, target, backend, prevalence_weights=None
 ) -> Decision:
@@ -180,8 +119,6 @@ def choose_threshold(
     target = parse_target(target)
     backend = resolve_backend(backend)
     if target.kind == "threshold":
-        from focal_dist.serving.evaluation import evaluate_thresholds  # it imports this module
-
         width = 1 if np.ndim(probabilities) == 1 else np.shape(probabilities)[1]
 
         return evaluate_thresholds(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import importlib
 
-from focal_dist.tasks.base import Evaluation, LossTerm, Task, TaskReport
+from focal_dist.tasks.base import LossTerm, Task, TaskReport
+from focal_dist.tasks.evaluation import Evaluation
 
 # task.name -> "module:Class" under focal_dist.tasks, imported when asked for.
 _TASKS = {

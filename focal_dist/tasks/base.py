@@ -49,10 +49,11 @@ import abc
 import dataclasses
 from collections.abc import Callable
 
-import numpy as np
 import tensorflow as tf
 
 from focal_dist.distribute import Backend, InputInfo
+from focal_dist.tasks.bucket_metrics import BucketEvaluation
+from focal_dist.tasks.evaluation import Evaluation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,31 +93,6 @@ class LossTerm:
     normalizer: Callable | None = None
     floor: float = 0.0
     weight: float = 1.0
-
-
-class Evaluation(abc.ABC):
-    """A task's eval metrics, exact over replicas: per-replica sums, summed, then metrics.
-
-    `statistics` runs in every replica's eval step; the step sums its vectors over all
-    replicas and batches (float64), so every example counts exactly once.
-    """
-
-    size: int  # length of the statistics vector
-
-    @abc.abstractmethod
-    def statistics(self, labels, logits, valid) -> tf.Tensor:
-        """[size] sums over this replica's rows where `valid` ([B], 0/1) is 1."""
-
-    @abc.abstractmethod
-    def metrics(self, totals: np.ndarray) -> dict[str, float]:
-        """The metrics of the whole eval set from the summed statistics."""
-
-    def write(self, summaries, totals: np.ndarray, step: int) -> None:
-        """TensorBoard views beyond the scalars (PR curves, images); default none."""
-
-    def log_line(self, metrics: dict) -> str:
-        """The metrics a progress log line shows."""
-        return " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "/" not in k)
 
 
 class Task(abc.ABC):
@@ -163,8 +139,6 @@ class Task(abc.ABC):
 
     def evaluation(self) -> Evaluation:
         """Bucketed classification metrics from `probabilities_and_targets`."""
-        from focal_dist.tasks.bucket_metrics import BucketEvaluation
-
         return BucketEvaluation(self.num_outputs, self.probabilities_and_targets)
 
     def probabilities_and_targets(self, labels, logits):

@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.pr_curve import metadata as pr_curve_metadata
 
-from focal_dist.tasks.base import Evaluation
+from focal_dist.tasks.evaluation import Evaluation
 
 NUM_BUCKETS = 1000
 

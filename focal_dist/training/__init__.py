@@ -7,7 +7,8 @@ imports TensorFlow but initialises no device, so a mirrored backend over logical
 can still be built afterwards.
 """
 
-from focal_dist.tasks.base import Evaluation, LossTerm, Task, TaskReport
+from focal_dist.tasks.base import LossTerm, Task, TaskReport
+from focal_dist.tasks.evaluation import Evaluation
 from focal_dist.tasks.keras_task import KerasTask
 from focal_dist.training.api import run, train_task
 
