@@ -254,7 +254,8 @@ class CheckpointStore:
         start = f"checkpoint {self.prefix(remaining[-1])}" if remaining else "the start"
         return text + (
             f"Rerunning resumes from {start}; to continue with a smaller learning rate, "
-            "rerun the same command with --config.optimizer.learning_rate=<smaller>."
+            "rerun the same command with --config.optimizer.learning_rate=<smaller> "
+            "--allow_config_change=optimizer.learning_rate."
         )
 
     def _move_aside(self, steps: list[int], folder: str) -> None:

@@ -15,6 +15,8 @@ threshold is only taken from `decision.target = "threshold:T"` (else 0.5).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from absl import logging
 
@@ -54,6 +56,11 @@ class Decide(Action):
     def finish(self, result: CallResult) -> None:
         if not self.applies:
             return
+        start = time.perf_counter()
+        self._decide(result)
+        logging.info("calibration and decision in %.2fs", time.perf_counter() - start)
+
+    def _decide(self, result: CallResult) -> None:
         label_mode, outputs = self.task.label_mode, self.task.num_outputs
         settings = self.config.get("calibration", {})
         method = settings.get("method", "auto")

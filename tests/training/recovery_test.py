@@ -128,9 +128,12 @@ def test_after_a_divergence_a_smaller_learning_rate_resumes_from_the_last_good_c
     runs.run(_command(workdir, **every_step, **{"train.steps": 6}))
     # Adam at 1e30: the update of step 7 makes the weights huge but finite, so ckpt-7
     # is written; the loss of step 8, computed with ckpt-7's weights, is not finite.
-    diverging = _command(
-        workdir, **every_step, **{"train.steps": 12, "optimizer.learning_rate": 1e30}
-    )
+    # A changed rate is a changed experiment: accepted (and recorded) only when named.
+    allow = "--allow_config_change=optimizer.learning_rate"
+    diverging = [
+        *_command(workdir, **every_step, **{"train.steps": 12, "optimizer.learning_rate": 1e30}),
+        allow,
+    ]
     result = runs.run(diverging, check=False)
     assert result.returncode != 0
     assert re.search(r"NonFinite\w*Error: .*at step 8", result.stderr), result.stderr[-3000:]
@@ -140,7 +143,8 @@ def test_after_a_divergence_a_smaller_learning_rate_resumes_from_the_last_good_c
     assert not (workdir / "summary.json").exists() or runs.summary(workdir)["step"] == 6
 
     # The documented remedy: the same command with a smaller rate.
-    result = runs.run(_command(workdir, **every_step, **{"train.steps": 12}))
+    assert allow in result.stderr
+    result = runs.run([*_command(workdir, **every_step, **{"train.steps": 12}), allow])
     assert f"resumed from {workdir / 'checkpoints' / 'ckpt-6'} at step 6" in result.stderr
     assert re.search(r"step 12/12 .* lr 0\.003 ", result.stderr), result.stderr[-2000:]
     reference = tmp_path / "reference"

@@ -136,3 +136,13 @@ def test_sigterm_then_a_resume_with_accepted_changes_is_recorded_segment_by_segm
         "train.steps": [4000, stopped_at + 20],
     }
     assert json.loads((tmp_path / "config.json").read_text())["optimizer"]["learning_rate"] == 0.001
+    # TensorBoard's text tab shows the record as it stood when the second process started.
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(
+        str(tmp_path / "tensorboard"), size_guidance={"tensors": 0}
+    )
+    events.Reload()
+    table = events.Tensors("run/segments")[-1].tensor_proto.string_val[0].decode()
+    assert "sigterm" in table
+    assert "optimizer.learning_rate: 0.003 -> 0.001" in table

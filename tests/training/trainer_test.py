@@ -253,7 +253,9 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     (tmp_path / "summary.json").unlink()
     # Resume from step 20 with a rate that makes the weights overflow.
     diverging = {**config, "train.steps": 60, "optimizer.learning_rate": 1e30}
-    result = runs.run(runs.train_command("default", tmp_path, diverging), check=False)
+    command = runs.train_command("default", tmp_path, diverging)
+    command.append("--allow_config_change=optimizer.learning_rate")  # a named change
+    result = runs.run(command, check=False)
     assert result.returncode != 0
     assert "NonFiniteLossError" in result.stderr
     assert re.search(r"at step (2[1-9]|30);", result.stderr), result.stderr[-2000:]
@@ -270,7 +272,10 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
 @pytest.mark.parametrize(
     ("override", "match"),
     [
-        ({"loss.name": "hinge"}, r"loss.name must be one of focal, bce, ce; got 'hinge'"),
+        (
+            {"loss.name": "hinge"},
+            r"loss.name must be one of focal, bce, ce, asl, logit_adjusted; got 'hinge'",
+        ),
         ({"train.global_batch_size": 30}, None),
         ({"loss.class_weights": "sqrt"}, r"loss.class_weights must be.*'sqrt'"),
         ({"data.source": "csv"}, r"data.path is required for data.source='csv'"),
