@@ -17,7 +17,13 @@ import tensorflow as tf
 from absl import logging
 
 from focal_dist import class_weights as class_weights_lib
-from focal_dist.data import FILE_SOURCES, SOURCES, DataError, resolve_num_features
+from focal_dist.data import (
+    FILE_SOURCES,
+    SEGMENTATION_SOURCES,
+    SOURCES,
+    DataError,
+    resolve_num_features,
+)
 from focal_dist.data.files import NON_FINITE, label_columns
 from focal_dist.distribute import per_replica_batch_size
 from focal_dist.tasks import TASKS
@@ -97,11 +103,16 @@ class _Checker:
 def _check_task_and_loss(check: _Checker, config) -> None:
     check.one_of("task.name", TASKS)
     task = _get(config, "task.name")
-    minimum = {"multiclass": 2, "multi_label": 1}.get(task, 1)
+    minimum = {"multiclass": 2, "multi_label": 1, "segmentation": 2}.get(task, 1)
     check.integer("task.num_classes", minimum)
     check.one_of("loss.name", LOSSES)
     loss = _get(config, "loss.name")
-    tasks_of = {"ce": ("multiclass",), "bce": _BINARY_TASKS, "asl": _BINARY_TASKS}
+    tasks_of = {
+        "ce": ("multiclass", "segmentation"),
+        "bce": _BINARY_TASKS,
+        "asl": _BINARY_TASKS,
+        "logit_adjusted": ("binary", "multi_label", "multiclass"),
+    }
     if loss in tasks_of and task in TASKS and task not in tasks_of[loss]:
         fitting = [name for name in LOSSES if task in tasks_of.get(name, TASKS)]
         check.fail("loss.name", f"one of {', '.join(fitting)} for task.name={task!r}", loss)
@@ -277,11 +288,47 @@ def _check_files(check: _Checker, config, source: str) -> None:
             check.errors.append(f"{field}: {error}")
 
 
+def _check_segmentation(check: _Checker, config, num_replicas) -> None:
+    """task.name = "segmentation" and its sources, masks, Dice and batch statistics."""
+    task, source = _get(config, "task.name"), _get(config, "data.source")
+    if (task == "segmentation") != (source in SEGMENTATION_SOURCES) and source is not _MISSING:
+        expected = (
+            f"one of {', '.join(SEGMENTATION_SOURCES)} for task.name='segmentation'"
+            if task == "segmentation"
+            else f"used with task.name='segmentation' only (task.name={task!r})"
+        )
+        check.fail("data.source", expected, source)
+    if task != "segmentation":
+        return
+    classes = _get(config, "task.num_classes")
+    ignore = _get(config, "data.ignore_label")
+    low = classes if _is_int(classes) and 2 <= classes <= 255 else 2
+    if ignore is not _MISSING and not (_is_int(ignore) and low <= ignore <= 255):
+        check.fail(
+            "data.ignore_label", f"an integer in [task.num_classes, 255] = [{low}, 255]", ignore
+        )
+    check.number("loss.dice_weight", 0.0)
+    check.integer("task.eval_images", 0)
+    check.flag("model.sync_batch_norm")
+    check.flag("model.batch_norm")
+    _check_sizes(check, "model.widths", "(16, 32, 64)")
+    sync = _get(config, "model.sync_batch_norm") is True
+    if sync and _get(config, "train.jit_compile") is True and (num_replicas or 1) > 1:
+        # Its collectives run inside the forward pass, which XLA compiles on several replicas.
+        check.fail(
+            "model.sync_batch_norm", "False with train.jit_compile on several replicas", True
+        )
+
+
 def _check_data(check: _Checker, config) -> None:
     source = _get(config, "data.source")
     if source is _MISSING:
         return
     check.one_of("data.source", SOURCES)
+    if source == "segmentation_synthetic":
+        _check_synthetic(check, config)
+        _check_images(check, config)
+        return
     check.integer("data.num_features", 0)
     check.integer("data.shuffle_buffer", 0)
     check.one_of("data.non_finite", NON_FINITE)
@@ -314,5 +361,6 @@ def validate_config(
     _check_optimizer_and_train(check, config, num_replicas)
     if not training_only:
         _check_data(check, config)
+        _check_segmentation(check, config, num_replicas)
     if check.errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(check.errors))

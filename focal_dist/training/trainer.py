@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from focal_dist.distribute import Backend
+from focal_dist.distribute import Backend, InputInfo
 from focal_dist.training import actions, divergence, reporting, resume, run_record
 from focal_dist.training.checkpoints import CheckpointStore
 from focal_dist.training.controller import (
@@ -131,6 +131,20 @@ class Trainer:
         metrics["num_examples"] = float(rows)
         return metrics, statistics
 
+    def pictures(self) -> np.ndarray | None:
+        """The evaluation's pictures of the first `num_images` eval examples (chief only):
+        the model is called outside the step, so no collective runs."""
+        count = self.step.evaluation.num_images
+        if not count or not self.backend.is_chief:
+            return None
+        info = InputInfo(0, 1, count, global_batch_size=count, seed=self.config.train.seed)
+        dataset = self.task.eval_dataset(info)
+        if dataset is None:
+            return None
+        features, labels = next(iter(dataset))
+        logits = tf.cast(self.model(features, training=False), tf.float32)
+        return self.step.evaluation.pictures(features.numpy(), labels.numpy(), logits.numpy())
+
     def _on_sigterm(self, signum, frame):
         logging.warning("SIGTERM: saving a checkpoint at the end of this loop, then exiting")
         self._stop_requested = True
@@ -188,6 +202,7 @@ class Trainer:
             summaries=self.summaries,
             every=train.eval_every,
             log=backend.is_chief,
+            pictures=self.pictures,
         )
 
         def train_call(num_steps):
