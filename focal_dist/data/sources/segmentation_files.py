@@ -12,6 +12,8 @@ is turned into a DataError naming the example by `locate`.
 
 from __future__ import annotations
 
+import re
+
 import tensorflow as tf
 
 from focal_dist.data import images, masks, pipeline
@@ -139,15 +141,21 @@ class SegmentationFilesSource(Source):
         reader = self.readers[split or "train"]
         for name, image, mask in reader.scan(info):
             try:
-                masks.valid_pixel_ids(image, mask, self.options, describe=[name])
+                masks.valid_pixel_ids(image, mask, self.options)
             except tf.errors.InvalidArgumentError as bad:
-                return DataError(f"{name}: {_first_line(bad.message, name)}")
-        return DataError(f"data.source={self.name!r} {split} split: {_first_line(str(error), '')}")
+                return DataError(f"{name}: {_assertion_text(bad.message)}")
+        return DataError(f"data.source={self.name!r} {split} split: {_assertion_text(str(error))}")
 
 
-def _first_line(message: str, name: str) -> str:
-    line = message.strip().splitlines()[0] if message.strip() else message
-    return line.replace(name, "").lstrip(" :") or line
+def _assertion_text(message: str) -> str:
+    """An eager tf.debugging.Assert's data as one line (other errors: their first line)."""
+    if "Summarized data:" not in message:
+        line = message.strip().splitlines()[0] if message.strip() else message
+        # An op's own error ("Invalid PNG ..."), without its node and op decorations.
+        return re.sub(r"\{\{[^}]*\}\}|\[Op:.*$", "", line).strip()
+    items = message.split("Summarized data:", 1)[1].strip().splitlines()
+    text = " ".join(i[2:-1] if i[:2] in ("b'", 'b"') else i for i in items)
+    return text.lstrip(": ")
 
 
 class SegmentationFolderSource(SegmentationFilesSource):
