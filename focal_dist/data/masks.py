@@ -65,15 +65,18 @@ def decode_mask(encoded, options: MaskOptions, *, describe=()) -> tf.Tensor:
     )
     mask = tf.cast(decoded[..., 0], tf.int64)
     valid = tf.logical_or(mask < options.num_classes, tf.equal(mask, options.ignore_label))
-    ids = tf.debugging.Assert(
-        tf.reduce_all(valid),
-        [
-            *describe,
+
+    def refuse():
+        # The offending ids are gathered here only: a valid mask costs one reduction.
+        bad = tf.unique(tf.boolean_mask(mask, tf.logical_not(valid)))[0][:10]
+        message = (
             f": class ids must be in [0, {options.num_classes}) or the ignore label "
-            f"{options.ignore_label}; found",
-            tf.unique(tf.boolean_mask(mask, tf.logical_not(valid)))[0][:10],
-        ],
-    )
+            f"{options.ignore_label}; found"
+        )
+        with tf.control_dependencies([tf.debugging.Assert(False, [*describe, message, bad])]):
+            return tf.constant(False)
+
+    ids = tf.cond(tf.reduce_all(valid), lambda: tf.constant(True), refuse)
     with tf.control_dependencies([one_channel, ids]):
         return tf.identity(mask)
 

@@ -4,8 +4,8 @@ Features are float32 [B, H, W, channels] in [0, 1]; labels int64 [B, H, W] class
 `data.ignore_label`. Training reads this pipeline's shard (data/readers/segmentation.py),
 shuffled, each pair decoded, checked and augmented together (data/masks.py); eval and
 calibration are read whole on every pipeline, resized without augmentation, and split
-by global batch. `label_batches` gives, per training mask, the class ids of its valid
-pixels (the pixel histogram's input); `check_split` runs the same checks over a held-out
+by global batch. `label_batches` gives, per batch of training masks, the class ids of
+their valid pixels (the pixel histogram's input); `check_split` runs the same checks over a held-out
 split, so a bad mask anywhere stops the run in the pass before training. A failed pass
 is turned into a DataError naming the example by `locate`.
 """
@@ -21,6 +21,8 @@ from focal_dist.data.files import DataError
 from focal_dist.data.readers.segmentation import SegmentationFolder, SegmentationTFRecord
 from focal_dist.data.sources.base import Source, check_split
 from focal_dist.distribute import InputInfo
+
+MASKS_PER_BATCH = 64
 
 
 def mask_options(data, num_classes: int) -> masks.MaskOptions:
@@ -122,11 +124,13 @@ class SegmentationFilesSource(Source):
             describe = reader.describe(*record)
             return masks.valid_pixel_ids(image, mask, self.options, describe=describe)
 
-        return reader.records(info).map(ids, num_parallel_calls=tf.data.AUTOTUNE)
+        ids = reader.records(info).map(ids, num_parallel_calls=tf.data.AUTOTUNE)
+        # Counted in batches of masks: the histogram's per-batch work, once per batch.
+        return ids.ragged_batch(MASKS_PER_BATCH).map(lambda batch: batch.flat_values)
 
     def label_batches(self, info: InputInfo) -> tf.data.Dataset:
-        """Per training mask of this pipeline's shard, its valid pixels' class ids (1-D
-        int64), checked: count them with `label_histogram(label_mode="sparse")`."""
+        """The valid pixels' class ids (1-D int64) of each batch of training masks of this
+        pipeline's shard, checked: count them with `label_histogram(label_mode="sparse")`."""
         return self._pixel_ids(self.readers["train"], info)
 
     def check_split(self, info: InputInfo, split: str) -> None:

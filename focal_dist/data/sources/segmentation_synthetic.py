@@ -106,11 +106,11 @@ class SegmentationSyntheticSource(Source):
         return self._batches(info, split, repeat=False) if len(self.splits[split][1]) else None
 
     def label_batches(self, info: InputInfo) -> tf.data.Dataset:
-        """Per training mask of this pipeline's share, its valid pixels' class ids."""
+        """The valid pixels' class ids of each batch of this pipeline's training masks."""
         labels = self.splits["train"][1][info.pipeline_id :: info.num_pipelines]
         ignore = self.options.ignore_label
-        return tf.data.Dataset.from_tensor_slices(labels).map(
-            lambda mask: tf.boolean_mask(mask, tf.not_equal(mask, ignore))
+        return tf.data.Dataset.from_tensor_slices(labels).batch(64).map(
+            lambda masks: tf.boolean_mask(masks, tf.not_equal(masks, ignore))
         )
 
 
