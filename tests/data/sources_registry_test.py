@@ -61,7 +61,7 @@ def test_an_unknown_source_is_refused_naming_data_source_and_the_known_names():
         data.get_source(config_data(source="hdf5"), label_mode="binary", num_classes=1)
 
 
-@pytest.mark.parametrize("name", [n for n in data.SOURCES if n != "synthetic"])
+@pytest.mark.parametrize("name", [n for n in data.SOURCES if not n.endswith("synthetic")])
 def test_a_file_source_without_data_path_names_the_field_and_the_source(name):
     with pytest.raises(ValueError, match=rf"data.path is required for data.source='{name}'"):
         data.get_source(config_data(source=name), label_mode="sparse", num_classes=4)

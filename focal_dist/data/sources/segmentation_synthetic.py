@@ -109,8 +109,10 @@ class SegmentationSyntheticSource(Source):
         """The valid pixels' class ids of each batch of this pipeline's training masks."""
         labels = self.splits["train"][1][info.pipeline_id :: info.num_pipelines]
         ignore = self.options.ignore_label
-        return tf.data.Dataset.from_tensor_slices(labels).batch(64).map(
-            lambda masks: tf.boolean_mask(masks, tf.not_equal(masks, ignore))
+        return (
+            tf.data.Dataset.from_tensor_slices(labels)
+            .batch(64)
+            .map(lambda masks: tf.boolean_mask(masks, tf.not_equal(masks, ignore)))
         )
 
 
