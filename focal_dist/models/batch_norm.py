@@ -24,7 +24,8 @@ user's own `fit`, serving) a layer behaves as Keras's.
 `synchronize(model)` for `model.sync_batch_norm`). Keras honours it under tf.distribute
 only, and not together with a mask; here both backends sum through
 `backend.all_reduce_sum` (the replica context's all-reduce, or Horovod's
-`allreduce(op=Sum)`), one collective of 2C + 1 values per layer. A synchronized layer
+`allreduce(op=Sum)`), one collective per layer (count, sum and sum of squares per channel,
+and the ordering values). A synchronized layer
 sees the global batch: N replicas compute the statistics one device computes on the
 whole batch, so its outputs, moving statistics and gradients match one device's (the
 all-reduce's gradient is the all-reduce of the upstream gradient, which is the sum over
