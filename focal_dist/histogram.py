@@ -3,10 +3,15 @@ r"""Counts labels over a distributed data set and writes class weights as JSON.
     python -m focal_dist.histogram --data=train-*.tfrecord --num_classes=1 \
         --label_mode=binary --distribution=horovod --output=weights.json
 
+    # Segmentation masks: valid pixels per class (the ignore label not counted).
+    python -m focal_dist.histogram --data=train/ --source=segmentation_folder \
+        --num_classes=3 --label_mode=sparse --output=pixel_weights.json
+
 Reads the same sources as training (TFRecord, CSV, Parquet; for Parquet only the label
-columns), counts each pipeline's shard and all-reduces the counts, so every example is
-counted once whatever the number of workers. The chief writes the JSON (counts, weights
-of every scheme, focal alpha) and prints a table.
+columns; segmentation_folder and segmentation_tfrecord masks, each checked as training
+checks it), counts each pipeline's shard and all-reduces the counts, so every example
+(every valid pixel) is counted once whatever the number of workers. The chief writes
+the JSON (counts, weights of every scheme, focal alpha) and prints a table.
 """
 
 from __future__ import annotations
@@ -19,7 +24,17 @@ from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data", None, "File, glob or comma-separated list of files.", required=True)
-flags.DEFINE_string("source", None, "tfrecord, csv or parquet; default: from the extension.")
+flags.DEFINE_string(
+    "source",
+    None,
+    "tfrecord, csv, parquet, segmentation_folder or segmentation_tfrecord; default: from "
+    "the extension.",
+)
+flags.DEFINE_integer("ignore_label", 255, "Segmentation masks: the value not counted.")
+flags.DEFINE_string("image_key", "image/encoded", "segmentation_tfrecord: the image key.")
+flags.DEFINE_string(
+    "mask_key", "image/segmentation/class/encoded", "segmentation_tfrecord: the mask key."
+)
 flags.DEFINE_integer("num_classes", None, "C (binary: 1).", required=True)
 flags.DEFINE_enum(
     "label_mode",
@@ -87,6 +102,26 @@ def format_table(report: dict, scheme: str) -> str:
     return "\n".join(lines)
 
 
+MASK_SOURCES = ("segmentation_folder", "segmentation_tfrecord")
+
+
+def mask_pixel_ids(source: str, info):
+    """This pipeline's masks as the class ids of their valid pixels, checked as training
+    checks them (data/sources/segmentation_files.py)."""
+    from focal_dist import data
+    from focal_dist.configs import segmentation
+
+    config = segmentation.get_config().data
+    config.source, config.path = source, FLAGS.data
+    config.ignore_label, config.image_key, config.mask_key = (
+        FLAGS.ignore_label,
+        FLAGS.image_key,
+        FLAGS.mask_key,
+    )
+    reader = data.get_source(config, label_mode="sparse", num_classes=FLAGS.num_classes)
+    return reader.label_batches(info)
+
+
 def main(argv):
     del argv
     from focal_dist import atomic_files, data
@@ -96,12 +131,18 @@ def main(argv):
     options = {"num_cpu_devices": FLAGS.num_cpu_devices} if FLAGS.distribution == "mirrored" else {}
     backend = get_backend(FLAGS.distribution, **options)
     source = FLAGS.source or data.source_from_path(FLAGS.data)
-    if source not in data.FILE_SOURCES:
+    known = (*data.FILE_SOURCES, *MASK_SOURCES)
+    if source not in known:
+        raise app.UsageError(f"--source must be one of {', '.join(known)}; got {source!r}")
+    if source in MASK_SOURCES and FLAGS.label_mode != "sparse":
         raise app.UsageError(
-            f"--source must be one of {', '.join(data.FILE_SOURCES)}; got {source!r}"
+            f"--source={source} counts pixel class ids: --label_mode must be sparse; got "
+            f"{FLAGS.label_mode!r}"
         )
 
     def pipeline(info):
+        if source in MASK_SOURCES:
+            return mask_pixel_ids(source, info)
         # Labels only (Parquet reads no feature column): unlike a training run's label
         # pass, which also checks every feature value.
         return data.make_dataset(

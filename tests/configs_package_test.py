@@ -12,7 +12,7 @@ import pytest
 from focal_dist import configs
 from tests.training import runs
 
-SHIPPED = ["csv", "default", "images", "multiclass", "multilabel", "parquet"]
+SHIPPED = ["csv", "default", "images", "multiclass", "multilabel", "parquet", "segmentation"]
 
 
 def test_shipped_configs_are_listed_and_resolved_by_name_or_checkout_path(tmp_path, monkeypatch):

@@ -13,11 +13,12 @@ from focal_dist.data.readers.tables import (
     resolve_num_features,
 )
 from focal_dist.data.skipped_rows import SkippedRows
-from focal_dist.data.sources import SOURCES, Source, get_source
+from focal_dist.data.sources import SEGMENTATION_SOURCES, SOURCES, Source, get_source
 
 __all__ = [
     "FILE_SOURCES",
     "LABEL_MODES",
+    "SEGMENTATION_SOURCES",
     "SOURCES",
     "DataError",
     "ReaderOptions",

@@ -80,14 +80,7 @@ def decode(encoded, options: ImageOptions, *, seed=None, describe=()) -> tf.Tens
 
     Bytes in no known image format fail with a message naming `describe`'s items.
     """
-    # One substr of four lengths and one comparison: per-image ops cost ~2 µs each here.
-    prefixes = tf.strings.substr(encoded, [0] * len(_SIGNATURES), [len(s) for s in _SIGNATURES])
-    known = tf.reduce_any(prefixes == tf.constant(_SIGNATURES))
-    check = tf.debugging.Assert(known, [*describe, ": not a JPEG, PNG, GIF or BMP image"])
-    with tf.control_dependencies([check]):
-        image = tf.io.decode_image(
-            encoded, channels=options.channels, expand_animations=False, dtype=tf.uint8
-        )
+    image = decode_uint8(encoded, options.channels, describe=describe)
     if seed is not None:
         crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
@@ -106,6 +99,19 @@ def decode(encoded, options: ImageOptions, *, seed=None, describe=()) -> tf.Tens
     # The resize fixes the static shape; the clip catches an antialiased value a rounding
     # step past 1.
     return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def decode_uint8(encoded, channels: int, *, describe=()) -> tf.Tensor:
+    """uint8 `[h, w, channels]` at the image's own size; bytes in no known image format
+    fail with a message naming `describe`'s items."""
+    # One substr of four lengths and one comparison: per-image ops cost ~2 µs each here.
+    prefixes = tf.strings.substr(encoded, [0] * len(_SIGNATURES), [len(s) for s in _SIGNATURES])
+    known = tf.reduce_any(prefixes == tf.constant(_SIGNATURES))
+    check = tf.debugging.Assert(known, [*describe, ": not a JPEG, PNG, GIF or BMP image"])
+    with tf.control_dependencies([check]):
+        return tf.io.decode_image(
+            encoded, channels=channels, expand_animations=False, dtype=tf.uint8
+        )
 
 
 class ImageSource:

@@ -17,13 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 import keras
 
-from focal_dist.models import applications, cnn, mlp, resolver
+from focal_dist.models import applications, cnn, mlp, resolver, unet
 
 _BUILDERS: dict[str, Callable[..., keras.Model]] = {
     "mlp": mlp.build,
     "cnn": cnn.build,
     "resnet50": applications.build_resnet50,
     "efficientnet_b0": applications.build_efficientnet_b0,
+    "unet": unet.build,  # per-pixel logits [B, H, W, C] (task.name = "segmentation")
 }
 
 
@@ -41,7 +42,7 @@ def register(name: str, builder: Callable[..., keras.Model]) -> None:
 
 def _builder_options(builder: Callable, section: Mapping) -> dict:
     parameters = inspect.signature(builder).parameters
-    reserved = {"name", "num_outputs", "input_shape", "seed", "l2", "kwargs"}
+    reserved = {"name", "num_outputs", "input_shape", "seed", "l2", "kwargs", "dense"}
     return {k: section[k] for k in section if k in parameters and k not in reserved}
 
 
@@ -52,6 +53,7 @@ def build_model(
     input_shape: Sequence[int],
     seed: int = 0,
     l2: float = 0.0,
+    dense: bool = False,
     **options,
 ) -> keras.Model:
     """The model named by `config_or_name` (a name, or a config section with `.name`).
@@ -63,10 +65,12 @@ def build_model(
       input_shape: one example's shape without the batch axis.
       seed: initialiser seed (the same model on every worker).
       l2: L2 penalty on the kernels (in `model.losses`); 0 for none.
+      dense: the model predicts per pixel: `[B, H, W, num_outputs]` logits (segmentation).
       **options: builder options; they override those of a config section.
 
     Returns:
-      A keras.Model from `[B, *input_shape]` features to `[B, num_outputs]` logits.
+      A keras.Model from `[B, *input_shape]` features to `[B, num_outputs]` logits
+      (`dense`: `[B, H, W, num_outputs]`).
     """
     if isinstance(config_or_name, str):
         name, section = config_or_name, {}
@@ -82,7 +86,13 @@ def build_model(
     if resolver.is_spec(name):
         kwargs = {**dict(section.get("kwargs", None) or {}), **options}
         return resolver.build_user_model(
-            name, num_outputs=num_outputs, input_shape=input_shape, seed=seed, l2=l2, kwargs=kwargs
+            name,
+            num_outputs=num_outputs,
+            input_shape=input_shape,
+            seed=seed,
+            l2=l2,
+            kwargs=kwargs,
+            dense=dense,
         )
     if name not in _BUILDERS:
         raise ValueError(
@@ -94,7 +104,9 @@ def build_model(
     model = builder(
         num_outputs=num_outputs, input_shape=tuple(input_shape), seed=seed, l2=l2, **arguments
     )
-    return resolver.check_model(model, name, num_outputs=num_outputs, input_shape=input_shape)
+    return resolver.check_model(
+        model, name, num_outputs=num_outputs, input_shape=input_shape, dense=dense
+    )
 
 
 __all__ = ["build_model", "names", "register"]

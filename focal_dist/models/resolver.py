@@ -9,7 +9,9 @@
 example's feature shape without the batch axis (`(F,)` for vectors, `(H, W, channels)`
 for images). `seed` and `l2` are passed only to a function that names them (or takes
 `**kwargs`). It must return a `keras.Model` mapping a `[B, *input_shape]` batch to
-`[B, num_outputs]` logits; that model is what is trained, checkpointed and exported.
+`[B, num_outputs]` logits (dense prediction, e.g. segmentation: `[B, H, W, num_outputs]`
+at the input's height and width); that model is what is trained, checkpointed and
+exported.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def build_user_model(
     seed: int = 0,
     l2: float = 0.0,
     kwargs: Mapping | None = None,
+    dense: bool = False,
 ) -> keras.Model:
     """Calls the function named by `spec` (see the module docstring) and checks its model."""
     function = resolve(spec)
@@ -107,17 +110,21 @@ def build_user_model(
             f"model.name {spec!r}: calling it with keyword arguments {sorted(arguments)} "
             f"failed: {error}"
         ) from error
-    return check_model(model, spec, num_outputs=num_outputs, input_shape=input_shape)
+    return check_model(model, spec, num_outputs=num_outputs, input_shape=input_shape, dense=dense)
 
 
-def check_model(model, name: str, *, num_outputs: int, input_shape: Sequence[int]) -> keras.Model:
-    """`model` if it maps `[B, *input_shape]` to `[B, num_outputs]` logits; else ValueError.
+def check_model(
+    model, name: str, *, num_outputs: int, input_shape: Sequence[int], dense: bool = False
+) -> keras.Model:
+    """`model` if it maps `[B, *input_shape]` to `[B, num_outputs]` logits (`dense`:
+    `[B, H, W, num_outputs]`, H and W the input's); else ValueError.
 
     A subclassed model that has no variables yet is called once on a zero example, so
     that its variables are created here (under the backend's scope), not in a step.
     """
     expected = f"a keras.Model mapping [batch, {', '.join(map(str, input_shape))}] features "
-    expected += f"to [batch, {num_outputs}] logits"
+    outputs = [*input_shape[:2], num_outputs] if dense else [num_outputs]
+    expected += f"to [batch, {', '.join(map(str, outputs))}] logits"
     if not isinstance(model, keras.Model):
         raise ValueError(
             f"model.name {name!r} returned a {type(model).__name__}; expected {expected}"
@@ -132,7 +139,7 @@ def check_model(model, name: str, *, num_outputs: int, input_shape: Sequence[int
             f"{tuple(input_shape)} ({type(error).__name__}: {error}); expected {expected}"
         ) from error
     shape = getattr(output, "shape", None)
-    if shape is None or len(shape) != 2 or shape[-1] != num_outputs:
+    if shape is None or list(shape)[1:] != outputs:
         shapes = shape if shape is not None else [getattr(o, "shape", o) for o in output]
         raise ValueError(
             f"model.name {name!r} returned a model whose output has shape {shapes}; "

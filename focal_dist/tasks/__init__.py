@@ -3,9 +3,10 @@
     task = focal_dist.tasks.get_task(config)      # config.task.name -> a Task
     class MyTask(focal_dist.tasks.Task): ...      # or bring your own (tasks/base.py)
 
-Classification (binary, multi-label, multi-class) and `KerasTask` (your own Keras model
-and example datasets) share the data sources of `focal_dist.data.sources` and the
-metrics of `tasks/bucket_metrics.py`.
+Classification (binary, multi-label, multi-class), segmentation (per-pixel classes) and
+`KerasTask` (your own Keras model and example datasets) share the data sources of
+`focal_dist.data.sources`, the class weighting of `tasks/class_weighting.py` and the
+bucketed metrics of `tasks/bucket_metrics.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _TASKS = {
     "binary": "classification:ClassificationTask",
     "multi_label": "classification:ClassificationTask",
     "multiclass": "classification:ClassificationTask",
+    "segmentation": "segmentation:SegmentationTask",
 }
 TASKS = tuple(_TASKS)
 

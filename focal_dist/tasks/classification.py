@@ -15,6 +15,7 @@ from focal_dist import class_weights as class_weights_lib
 from focal_dist import models
 from focal_dist.data import get_source
 from focal_dist.distribute import Backend, InputInfo
+from focal_dist.tasks import class_weighting
 from focal_dist.tasks.base import Task, TaskReport
 from focal_dist.tasks.classification_losses import LOSSES, NEEDS_HISTOGRAM
 
@@ -110,12 +111,7 @@ class ClassificationTask(Task):
                 )
         if not needed:
             return
-        scheme = "balanced" if scheme == "auto" else scheme
-        if scheme != "none" and scheme not in class_weights_lib.SCHEMES:
-            raise ValueError(
-                f"loss.class_weights must be none, auto or one of "
-                f"{', '.join(class_weights_lib.SCHEMES)}; got {loss.class_weights!r}"
-            )
+        class_weighting.scheme(loss)  # an unknown scheme fails before the label pass
         self.histogram = class_weights_lib.label_histogram(
             self.histogram_dataset,
             num_classes=self.num_outputs,
@@ -126,18 +122,7 @@ class ClassificationTask(Task):
         if loss.alpha == "auto":
             self.alpha = class_weights_lib.focal_alpha(self.histogram, per_output=True, min_count=1)
             logging.info("focal alpha per output (negative share) %s", np.round(self.alpha, 4))
-        if scheme == "none":
-            logging.info("label histogram %s (no class weights)", self.histogram.counts.tolist())
-            return
-        self.class_weight = class_weights_lib.class_weights(
-            self.histogram, scheme, beta=loss.beta, min_count=1
-        )
-        logging.info(
-            "label histogram %s -> %s weights %s",
-            self.histogram.counts.tolist(),
-            scheme,
-            np.round(self.class_weight, 4).tolist(),
-        )
+        self.class_weight = class_weighting.fit(self.histogram, loss)
 
     def summary_sections(self) -> dict:
         if self.skipped is None:
@@ -146,37 +131,13 @@ class ClassificationTask(Task):
 
     def report(self) -> list[TaskReport]:
         """The label histogram with its class weights, and the rows the data skipped."""
-        reports = [self._histogram_report()]
+        reports = [
+            class_weighting.report(self.histogram, self.class_weight, name="data/label_histogram")
+        ]
         if self.skipped is not None:
             rows = [[f, int(n)] for f, n in zip(self.skipped.files, self.skipped.rows, strict=True)]
             reports.append(TaskReport("data/skipped_rows", ["file", "rows dropped"], rows))
         return reports
-
-    def _histogram_report(self) -> TaskReport | None:
-        histogram = self.histogram
-        if histogram is None:
-            return None
-        if self.class_weight is None:  # loss.class_weights = none: every weight is 1.
-            shape = (2, self.num_outputs) if self.label_mode != "sparse" else (self.num_outputs,)
-            weights = np.ones(shape)
-        else:
-            weights = np.asarray(self.class_weight)
-        if histogram.label_mode in ("binary", "multi_label"):
-            header = ["output", "positives", "negatives", "w_neg", "w_pos"]
-            rows = [
-                [
-                    c,
-                    int(p),
-                    int(histogram.num_examples - p),
-                    f"{weights[0, c]:.4f}",
-                    f"{weights[1, c]:.4f}",
-                ]
-                for c, p in enumerate(histogram.positives)
-            ]
-        else:
-            header = ["class", "count", "weight"]
-            rows = [[c, int(n), f"{weights[c]:.4f}"] for c, n in enumerate(histogram.counts)]
-        return TaskReport("data/label_histogram", header, rows)
 
     # --- model and loss ---------------------------------------------------------------
     def build_model(self):

@@ -16,6 +16,9 @@ class Evaluation(abc.ABC):
     """
 
     size: int  # length of the statistics vector
+    # Eval examples drawn each evaluation (`pictures`): the first `num_images` of the
+    # eval set, run on the chief alone, outside the step. 0: none.
+    num_images: int = 0
 
     @abc.abstractmethod
     def statistics(self, labels, logits, valid) -> tf.Tensor:
@@ -27,6 +30,11 @@ class Evaluation(abc.ABC):
 
     def write(self, summaries, totals: np.ndarray, step: int) -> None:
         """TensorBoard views beyond the scalars (PR curves, images); default none."""
+
+    def pictures(self, features, labels, logits) -> np.ndarray:
+        """uint8 [N, H, W, 3] images of the first `num_images` eval examples (NumPy
+        features, labels and float32 logits), for TensorBoard's image panel."""
+        raise NotImplementedError(f"{type(self).__name__} sets num_images but draws no pictures")
 
     def log_line(self, metrics: dict) -> str:
         """The metrics a progress log line shows."""

@@ -107,15 +107,18 @@ class Evaluate(Action):
     """Exact eval metrics every `every` steps and at the end, written to TensorBoard.
 
     `evaluate()` returns (metrics, summed statistics) or None when the task has no
-    eval set; `evaluation` is the task's `Evaluation` (its TensorBoard views).
+    eval set; `evaluation` is the task's `Evaluation` (its TensorBoard views);
+    `pictures()` returns uint8 [N, H, W, 3] images of its first `num_images` eval
+    examples, or None (only the chief draws them).
     """
 
-    def __init__(self, *, evaluate, evaluation, summaries, every: int, log: bool):
+    def __init__(self, *, evaluate, evaluation, summaries, every: int, log: bool, pictures=None):
         self.evaluate = evaluate
         self.evaluation = evaluation
         self.summaries = summaries
         self.every = every
         self.log = log
+        self.pictures = pictures
 
     def boundaries(self, step):
         return next_multiple(self.every, step)
@@ -127,6 +130,9 @@ class Evaluate(Action):
         metrics, totals = outcome
         self.summaries.scalars(metrics, step, prefix="eval/")
         self.evaluation.write(self.summaries, totals, step)
+        images = self.pictures() if self.pictures is not None else None
+        for k, image in enumerate(images if images is not None else ()):
+            self.summaries.image(f"eval/pictures/example_{k}", image, step)
         if self.log:
             logging.info(
                 "step %d eval: loss %.5f %s",

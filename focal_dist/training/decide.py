@@ -40,8 +40,9 @@ class Decide(Action):
     "eval" (each example on one worker), or None when the task has no such split.
     """
 
-    def __init__(self, *, score, task, config, backend, summaries):
+    def __init__(self, *, score, task, config, backend, summaries, per_example=True):
         self.score = score
+        self.per_example = per_example  # logits [B, C]; dense outputs are not decided here
         self.task = task
         self.config = config
         self.backend = backend
@@ -51,7 +52,7 @@ class Decide(Action):
 
     @property
     def applies(self) -> bool:
-        return self.task.label_mode in DECIDED_LABEL_MODES
+        return self.per_example and self.task.label_mode in DECIDED_LABEL_MODES
 
     def finish(self, result: CallResult) -> None:
         if not self.applies:

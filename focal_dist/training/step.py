@@ -51,6 +51,7 @@ import tensorflow as tf
 from focal_dist.distribute import Backend
 from focal_dist.distribute.strategy_backend import StrategyBackend
 from focal_dist.losses import global_mean
+from focal_dist.models import batch_norm
 from focal_dist.training import allreduce
 from focal_dist.training.held_out import HeldOutStep
 from focal_dist.training.loss_terms import LocalTerms
@@ -156,7 +157,9 @@ class TrainStep:
     def _objective(self, features, labels, valid, denominators):
         """(J_r without regularisation, the differentiated objective, tape)."""
         with tf.GradientTape() as tape:
-            logits = tf.cast(self.model(features, training=True), tf.float32)
+            # Padding rows stay out of BatchNormalization's statistics (models/batch_norm.py).
+            with batch_norm.rows(self.model, valid, self.backend, after=denominators):
+                logits = tf.cast(self.model(features, training=True), tf.float32)
             sums, counts = self.terms.sums_and_counts(labels, logits, valid)
             if denominators is None:  # "single": the local mean of the one term
                 data = tf.math.divide_no_nan(sums[0], counts[0])

@@ -56,7 +56,8 @@ class SummaryWriter:
             return
         with self._writer.as_default(step=step):
             for name, value in values.items():
-                if value is not None and np.isfinite(value):
+                # Lists (summary.json's eval.iou) are not scalars: their items have tags.
+                if isinstance(value, (int, float, np.number)) and np.isfinite(value):
                     tf.summary.scalar(prefix + name, float(value))
 
     def text(self, name: str, markdown: str, step: int = 0) -> None:

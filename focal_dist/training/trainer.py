@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from focal_dist.distribute import Backend
+from focal_dist.distribute import Backend, InputInfo
 from focal_dist.training import actions, divergence, reporting, resume, run_record
 from focal_dist.training.checkpoints import CheckpointStore
 from focal_dist.training.controller import (
@@ -135,6 +135,20 @@ class Trainer:
         dataset = self._split(split)
         return None if dataset is None else self.step.held_out.score(dataset)
 
+    def pictures(self) -> np.ndarray | None:
+        """The evaluation's pictures of the first `num_images` eval examples (chief only):
+        the model is called outside the step, so no collective runs."""
+        count = self.step.evaluation.num_images
+        if not count or not self.backend.is_chief:
+            return None
+        info = InputInfo(0, 1, count, global_batch_size=count, seed=self.config.train.seed)
+        dataset = self.task.eval_dataset(info)
+        if dataset is None:
+            return None
+        features, labels = next(iter(dataset))
+        logits = tf.cast(self.model(features, training=False), tf.float32)
+        return self.step.evaluation.pictures(features.numpy(), labels.numpy(), logits.numpy())
+
     def _on_sigterm(self, signum, frame):
         logging.warning("SIGTERM: saving a checkpoint at the end of this loop, then exiting")
         self._stop_requested = True
@@ -193,6 +207,7 @@ class Trainer:
             summaries=self.summaries,
             every=train.eval_every,
             log=backend.is_chief,
+            pictures=self.pictures,
         )
 
         decide = Decide(
@@ -201,6 +216,7 @@ class Trainer:
             config=self.config,
             backend=backend,
             summaries=self.summaries,
+            per_example=_per_example_outputs(self.model),
         )
 
         def train_call(num_steps):
@@ -276,3 +292,11 @@ def _allreduce_mode(train, terms, model, backend) -> str:
     small = backend.num_replicas_in_sync == 1 or gradient_bytes < AUTO_OVERLAP_BYTES
     single = len(terms) == 1 and small
     return "single" if single else "overlap"
+
+
+def _per_example_outputs(model) -> bool:
+    """True unless the model's logits are per element ([B, H, W, C]: segmentation)."""
+    try:
+        return len(model.output_shape) == 2
+    except (AttributeError, ValueError, TypeError):  # a subclassed model never built
+        return True

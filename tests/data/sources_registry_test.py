@@ -44,7 +44,7 @@ def in_model_layout(label_mode, features, labels):
 
 
 def test_the_one_list_of_sources_is_the_registry_and_each_builds_its_own():
-    every_kind = ("synthetic", *data.FILE_SOURCES, *images.SOURCES)
+    every_kind = ("synthetic", *data.FILE_SOURCES, *images.SOURCES, *data.SEGMENTATION_SOURCES)
     assert every_kind == data.SOURCES
     source = data.get_source(config_data(), label_mode="binary", num_classes=1)
     assert isinstance(source, data.Source)
@@ -55,12 +55,13 @@ def test_an_unknown_source_is_refused_naming_data_source_and_the_known_names():
     with pytest.raises(
         ValueError,
         match=r"data.source must be one of synthetic, tfrecord, csv, parquet, image_tfrecord, "
-        r"image_folder; got 'hdf5'",
+        r"image_folder, segmentation_folder, segmentation_tfrecord, segmentation_synthetic; "
+        r"got 'hdf5'",
     ):
         data.get_source(config_data(source="hdf5"), label_mode="binary", num_classes=1)
 
 
-@pytest.mark.parametrize("name", [n for n in data.SOURCES if n != "synthetic"])
+@pytest.mark.parametrize("name", [n for n in data.SOURCES if not n.endswith("synthetic")])
 def test_a_file_source_without_data_path_names_the_field_and_the_source(name):
     with pytest.raises(ValueError, match=rf"data.path is required for data.source='{name}'"):
         data.get_source(config_data(source=name), label_mode="sparse", num_classes=4)

@@ -94,7 +94,7 @@ def test_unknown_model_name_lists_the_built_ins():
     with pytest.raises(
         ValueError,
         match=r"model.name must be one of mlp, cnn, resnet50, "
-        r"efficientnet_b0 or 'module:function'.*got 'vgg'",
+        r"efficientnet_b0, unet or 'module:function'.*got 'vgg'",
     ):
         models.build_model("vgg", num_outputs=1, input_shape=(8,))
 

@@ -11,6 +11,8 @@ from focal_dist.data.sources import (
     image_folder,
     image_tfrecord,
     parquet,
+    segmentation_files,
+    segmentation_synthetic,
     synthetic,
     tfrecord,
 )
@@ -23,10 +25,15 @@ _FROM_CONFIG = {
     "parquet": parquet.from_config,
     "image_tfrecord": image_tfrecord.from_config,
     "image_folder": image_folder.from_config,
+    # Images with per-pixel class masks (task.name = "segmentation").
+    "segmentation_folder": segmentation_files.SegmentationFolderSource.from_config,
+    "segmentation_tfrecord": segmentation_files.SegmentationTFRecordSource.from_config,
+    "segmentation_synthetic": segmentation_synthetic.from_config,
 }
 SOURCES: tuple[str, ...] = tuple(_FROM_CONFIG)
+SEGMENTATION_SOURCES = ("segmentation_folder", "segmentation_tfrecord", "segmentation_synthetic")
 
-__all__ = ["SOURCES", "SPLITS", "Source", "get_source"]
+__all__ = ["SEGMENTATION_SOURCES", "SOURCES", "SPLITS", "Source", "get_source"]
 
 
 def get_source(data, *, label_mode: str, num_classes: int) -> Source:

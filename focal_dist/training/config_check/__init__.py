@@ -14,6 +14,7 @@ from focal_dist.training.config_check.checker import Checker, ConfigError
 from focal_dist.training.config_check.data import check_data
 from focal_dist.training.config_check.experiment import check_model, check_task_and_loss
 from focal_dist.training.config_check.loop import check_optimizer_and_train
+from focal_dist.training.config_check.segmentation import check_segmentation
 
 __all__ = ["ConfigError", "validate_config"]
 
@@ -41,5 +42,6 @@ def validate_config(
     check_optimizer_and_train(check, config, num_replicas, distribution)
     if not training_only:
         check_data(check, config)
+        check_segmentation(check, config, num_replicas)
     if check.errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(check.errors))

@@ -81,6 +81,10 @@ def check_data(check: Checker, config) -> None:
     if source is MISSING:
         return
     check.one_of("data.source", SOURCES)
+    if source == "segmentation_synthetic":
+        _check_synthetic(check, config)
+        _check_images(check, config)
+        return
     check.integer("data.num_features", 0)
     check.integer("data.shuffle_buffer", 0)
     check.one_of("data.non_finite", NON_FINITE)

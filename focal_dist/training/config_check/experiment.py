@@ -13,11 +13,16 @@ CLASS_WEIGHTS = ("none", "auto", *class_weights_lib.SCHEMES)
 def check_task_and_loss(check: Checker, config) -> None:
     check.one_of("task.name", TASKS)
     task = get(config, "task.name")
-    minimum = {"multiclass": 2, "multi_label": 1}.get(task, 1)
+    minimum = {"multiclass": 2, "multi_label": 1, "segmentation": 2}.get(task, 1)
     check.integer("task.num_classes", minimum)
     check.one_of("loss.name", LOSSES)
     loss = get(config, "loss.name")
-    tasks_of = {"ce": ("multiclass",), "bce": _BINARY_TASKS, "asl": _BINARY_TASKS}
+    tasks_of = {
+        "ce": ("multiclass", "segmentation"),
+        "bce": _BINARY_TASKS,
+        "asl": _BINARY_TASKS,
+        "logit_adjusted": ("binary", "multi_label", "multiclass"),
+    }
     if loss in tasks_of and task in TASKS and task not in tasks_of[loss]:
         fitting = [name for name in LOSSES if task in tasks_of.get(name, TASKS)]
         check.fail("loss.name", f"one of {', '.join(fitting)} for task.name={task!r}", loss)

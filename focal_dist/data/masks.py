@@ -1,0 +1,151 @@
+"""Images with per-pixel class masks: decoding, checking, joint augmentation, resizing.
+
+A mask is a single-channel 8-bit PNG of class ids, the size of its image: each pixel is a
+class in [0, num_classes) or `ignore_label` (not counted in the loss, the metrics or the
+pixel histogram). Training crops and flips the image and its mask with one draw (the
+crop covers `crop_min_area` to all of the image, aspect ratio 3/4 to 4/3, as image
+classification's); then the image is resized bilinearly and the mask by nearest
+neighbour to `image_size`. Evaluation resizes both without augmentation. The randomness
+of example i of pipeline p is a stateless function of (seed, p, i), so a resumed run
+sees the augmentations it would have seen.
+
+A mask whose size differs from its image's, with a class id at or above num_classes
+other than the ignore label, or whose bytes are not a single-channel PNG, fails with a
+message that names it (`describe`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from focal_dist.data import images
+
+_PNG = b"\x89PNG"
+_JPEG = b"\xff\xd8\xff"
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskOptions:
+    """How an image and its mask are decoded, checked and augmented.
+
+    Attributes:
+      image: the image's options (size, channels, augment, crop_min_area).
+      num_classes: C, background included.
+      ignore_label: the mask value of pixels that count nowhere (Model Garden's 255).
+    """
+
+    image: images.ImageOptions
+    num_classes: int
+    ignore_label: int = 255
+
+    def __post_init__(self):
+        if not 2 <= self.num_classes <= 255:
+            raise ValueError(
+                f"task.num_classes must be in [2, 255] for 8-bit masks; got {self.num_classes!r}"
+            )
+        if not self.num_classes <= self.ignore_label <= 255:
+            raise ValueError(
+                f"data.ignore_label must be in [task.num_classes, 255] = "
+                f"[{self.num_classes}, 255] (not a class id); got {self.ignore_label!r}"
+            )
+
+
+def decode_mask(encoded, options: MaskOptions, *, describe=()) -> tf.Tensor:
+    """int64 [h, w] class ids of one PNG mask, each checked (see the module docstring)."""
+    is_png = tf.equal(tf.strings.substr(encoded, 0, len(_PNG)), _PNG)
+    check = tf.debugging.Assert(is_png, [*describe, ": not a PNG image"])
+    with tf.control_dependencies([check]):
+        decoded = tf.io.decode_png(encoded, channels=0, dtype=tf.uint8)
+    channels = tf.shape(decoded)[-1]
+    one_channel = tf.debugging.Assert(
+        tf.equal(channels, 1),
+        [*describe, ": a mask must have one channel of class ids; it has", channels],
+    )
+    mask = tf.cast(decoded[..., 0], tf.int64)
+    valid = tf.logical_or(mask < options.num_classes, tf.equal(mask, options.ignore_label))
+
+    def refuse():
+        # The offending ids are gathered here only: a valid mask costs one reduction.
+        bad = tf.unique(tf.boolean_mask(mask, tf.logical_not(valid)))[0][:10]
+        message = (
+            f": class ids must be in [0, {options.num_classes}) or the ignore label "
+            f"{options.ignore_label}; found"
+        )
+        with tf.control_dependencies([tf.debugging.Assert(False, [*describe, message, bad])]):
+            return tf.constant(False)
+
+    ids = tf.cond(tf.reduce_all(valid), lambda: tf.constant(True), refuse)
+    with tf.control_dependencies([one_channel, ids]):
+        return tf.identity(mask)
+
+
+def image_size(encoded) -> tf.Tensor:
+    """int32 [2] (height, width) of encoded image bytes: from a PNG's or JPEG's header, or
+    by decoding another format."""
+
+    def png():
+        header = tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, 16, 8), tf.uint8), tf.int32)
+        width, height = (
+            header[i] * 16777216 + header[i + 1] * 65536 + header[i + 2] * 256 + header[i + 3]
+            for i in (0, 4)
+        )
+        return tf.stack([height, width])
+
+    def other():
+        return tf.cond(
+            tf.equal(tf.strings.substr(encoded, 0, len(_JPEG)), _JPEG),
+            lambda: tf.io.extract_jpeg_shape(encoded)[:2],
+            lambda: tf.shape(tf.io.decode_image(encoded, expand_animations=False))[:2],
+        )
+
+    return tf.cond(tf.equal(tf.strings.substr(encoded, 0, len(_PNG)), _PNG), png, other)
+
+
+def _same_size(image_hw, mask, describe):
+    mask_hw = tf.shape(mask)[:2]
+    return tf.debugging.Assert(
+        tf.reduce_all(tf.equal(image_hw, mask_hw)),
+        [*describe, ": mask size", mask_hw, "differs from its image's", image_hw],
+    )
+
+
+def valid_pixel_ids(image_bytes, mask_bytes, options: MaskOptions, *, describe=()) -> tf.Tensor:
+    """1-D int64: the class ids of the mask's valid pixels (ignored ones dropped), the mask
+    checked against its image's size; the image is not decoded (PNG and JPEG)."""
+    mask = decode_mask(mask_bytes, options, describe=describe)
+    with tf.control_dependencies([_same_size(image_size(image_bytes), mask, describe)]):
+        return tf.boolean_mask(mask, tf.not_equal(mask, options.ignore_label))
+
+
+def decode_pair(
+    image_bytes, mask_bytes, options: MaskOptions, *, seed=None, describe=()
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """(float32 [H, W, channels] in [0, 1], int64 [H, W] mask) at `image_size`; with
+    `seed` (shape [2]) one random crop and flip applied to both."""
+    image_options = options.image
+    image = images.decode_uint8(image_bytes, image_options.channels, describe=describe)
+    mask = decode_mask(mask_bytes, options, describe=describe)
+    with tf.control_dependencies([_same_size(tf.shape(image)[:2], mask, describe)]):
+        mask = tf.expand_dims(mask, -1)
+    if seed is not None:
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image),
+            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+            seed=crop_seed,
+            min_object_covered=0.0,
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=(image_options.crop_min_area, 1.0),
+            max_attempts=10,
+        )
+        image = tf.slice(image, begin, size)
+        mask = tf.slice(mask, begin * [1, 1, 0], size * [1, 1, 0] + [0, 0, 1])
+    image = tf.image.resize(image, image_options.image_size, method="bilinear") / 255.0
+    mask = tf.image.resize(mask, image_options.image_size, method="nearest")
+    if seed is not None:
+        flip = tf.random.stateless_uniform([], flip_seed) < 0.5
+        image = tf.where(flip, tf.reverse(image, [1]), image)
+        mask = tf.where(flip, tf.reverse(mask, [1]), mask)
+    return tf.clip_by_value(image, 0.0, 1.0), mask[..., 0]

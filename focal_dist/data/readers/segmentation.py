@@ -1,0 +1,143 @@
+"""Where images and their masks are read from: a folder pair, or TFRecords.
+
+* `segmentation_folder`: `path/images/` and `path/masks/`, paired by file stem
+  (`images/case_07.jpg` with `masks/case_07.png`); every image needs its mask and every
+  mask its image.
+* `segmentation_tfrecord`: tf.train.Example records with TF Model Garden's keys,
+  `image/encoded` and `image/segmentation/class/encoded` (both configurable).
+
+Both readers give this pipeline's raw records (`records`), split into `(image bytes,
+mask bytes)` by `load` and named by `describe`: pairs are split between pipelines
+every P-th pair, TFRecord files between pipelines (their records when there are fewer
+files than pipelines), so every example is in exactly one shard. `scan` walks a shard
+eagerly, naming each example, to find the one a failed pass could not name.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from focal_dist.data.files import DataError, list_files, shard_files
+from focal_dist.data.readers.image_folder import EXTENSIONS
+from focal_dist.distribute import InputInfo
+
+
+def _stems(folder: str, extensions) -> dict[str, str]:
+    if not tf.io.gfile.isdir(folder):
+        raise DataError(f"segmentation_folder: {folder!r} is not a directory")
+    stems: dict[str, str] = {}
+    for name in sorted(tf.io.gfile.listdir(folder)):
+        stem, extension = os.path.splitext(name)
+        if extension.lower() not in extensions:
+            continue
+        if stem in stems:
+            raise DataError(
+                f"segmentation_folder {folder!r}: {stems[stem]!r} and {name!r} share the stem "
+                f"{stem!r}; images and masks are paired by stem"
+            )
+        stems[stem] = name
+    return stems
+
+
+class SegmentationFolder:
+    """The (image, mask) pairs of `directory/images` and `directory/masks`."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        image_dir, mask_dir = (os.path.join(directory, n) for n in ("images", "masks"))
+        found_images, found_masks = _stems(image_dir, EXTENSIONS), _stems(mask_dir, (".png",))
+        for what, have, lack in (
+            ("images without a mask", found_images, found_masks),
+            ("masks without an image", found_masks, found_images),
+        ):
+            missing = sorted(set(have) - set(lack))
+            if missing:
+                raise DataError(
+                    f"segmentation_folder {directory!r}: {len(missing)} {what} (paired by "
+                    f"file stem): {', '.join(have[s] for s in missing[:5])}"
+                )
+        if not found_images:
+            raise DataError(
+                f"segmentation_folder {directory!r}: no images in {image_dir!r} "
+                f"({', '.join(EXTENSIONS)}) with PNG masks in {mask_dir!r}"
+            )
+        stems = sorted(found_images)
+        self.images = [os.path.join(image_dir, found_images[s]) for s in stems]
+        self.masks = [os.path.join(mask_dir, found_masks[s]) for s in stems]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _shard(self, info: InputInfo):
+        own = slice(info.pipeline_id, None, info.num_pipelines)
+        if not self.images[own]:
+            raise DataError(
+                f"segmentation_folder {self.directory!r} has {len(self)} images, fewer than "
+                f"the {info.num_pipelines} input pipelines"
+            )
+        return self.images[own], self.masks[own]
+
+    def records(self, info: InputInfo) -> tf.data.Dataset:
+        """This pipeline's `(image path, mask path)` pairs."""
+        return tf.data.Dataset.from_tensor_slices(self._shard(info))
+
+    @staticmethod
+    def load(image_path, mask_path):
+        return tf.io.read_file(image_path), tf.io.read_file(mask_path)
+
+    @staticmethod
+    def describe(image_path, mask_path):
+        return ["image", image_path, "mask", mask_path]
+
+    def scan(self, info: InputInfo):
+        """(name, image bytes, mask bytes) of each pair of the shard, eagerly."""
+        for image, mask in zip(*self._shard(info), strict=True):
+            name = f"mask {mask} (image {image})"
+            yield name, tf.io.read_file(image), tf.io.read_file(mask)
+
+
+class SegmentationTFRecord:
+    """Encoded images and masks from TFRecord files."""
+
+    def __init__(self, path: str, *, image_key: str, mask_key: str):
+        self.path = path
+        self.files = list_files(path)
+        self.image_key, self.mask_key = image_key, mask_key
+        for record in tf.data.TFRecordDataset(self.files[0]).take(1):
+            features = tf.train.Example.FromString(record.numpy()).features.feature
+            for key, field in ((image_key, "data.image_key"), (mask_key, "data.mask_key")):
+                if key not in features or features[key].WhichOneof("kind") != "bytes_list":
+                    raise DataError(
+                        f"TFRecord file {self.files[0]!r} has no bytes feature {key!r} (set "
+                        f"{field}); it has {sorted(features)}"
+                    )
+            break
+        else:
+            raise DataError(f"TFRecord file {self.files[0]!r} holds no record")
+        self._spec = {key: tf.io.FixedLenFeature([], tf.string) for key in (image_key, mask_key)}
+
+    def records(self, info: InputInfo) -> tf.data.Dataset:
+        """This pipeline's serialized records."""
+        own_files, shard_records = shard_files(self.files, info)
+        records = tf.data.TFRecordDataset(own_files)
+        return records.shard(info.num_pipelines, info.pipeline_id) if shard_records else records
+
+    def load(self, record):
+        parsed = tf.io.parse_single_example(record, self._spec)
+        return parsed[self.image_key], parsed[self.mask_key]
+
+    def describe(self, record):
+        del record
+        return [f"TFRecord {self.path} feature {self.mask_key}"]
+
+    def scan(self, info: InputInfo):
+        own_files, shard_records = shard_files(self.files, info)
+        for file in own_files:
+            records = tf.data.TFRecordDataset(file).enumerate()
+            if shard_records:
+                records = records.shard(info.num_pipelines, info.pipeline_id)
+            for index, record in records:
+                image, mask = self.load(record)
+                yield f"TFRecord file {file} record {int(index)}", image, mask

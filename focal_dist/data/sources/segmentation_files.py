@@ -1,0 +1,181 @@
+"""`data.source = "segmentation_folder"` or `"segmentation_tfrecord"`: images with masks.
+
+Features are float32 [B, H, W, channels] in [0, 1]; labels int64 [B, H, W] class ids, or
+`data.ignore_label`. Training reads this pipeline's shard (data/readers/segmentation.py),
+shuffled, each pair decoded, checked and augmented together (data/masks.py); eval and
+calibration are read whole on every pipeline, resized without augmentation, and split
+by global batch. `label_batches` gives, per batch of training masks, the class ids of
+their valid pixels (the pixel histogram's input); `check_split` runs the same checks over a held-out
+split, so a bad mask anywhere stops the run in the pass before training. A failed pass
+is turned into a DataError naming the example by `locate`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import tensorflow as tf
+
+from focal_dist.data import images, masks, pipeline
+from focal_dist.data.files import DataError
+from focal_dist.data.readers.segmentation import SegmentationFolder, SegmentationTFRecord
+from focal_dist.data.sources.base import Source, check_split
+from focal_dist.distribute import InputInfo
+
+MASKS_PER_BATCH = 64
+
+
+def mask_options(data, num_classes: int) -> masks.MaskOptions:
+    """The MaskOptions of `config.data` (image_size, channels, augment, ignore_label)."""
+    return masks.MaskOptions(
+        image=images.ImageOptions(
+            image_size=data.image_size,
+            channels=data.channels,
+            augment=data.augment,
+            crop_min_area=data.crop_min_area,
+        ),
+        num_classes=num_classes,
+        ignore_label=data.get("ignore_label", 255),
+    )
+
+
+def finish(features, labels):
+    return tf.cast(features, tf.float32), tf.cast(labels, tf.int64)
+
+
+class SegmentationFilesSource(Source):
+    """Images and masks at `data.path` (train), `data.eval_path`, `data.calibration_path`."""
+
+    label_mode = "sparse"  # a class id per pixel
+    label_pass_checks_values = True
+
+    def __init__(self, data, *, num_classes: int):
+        if not data.path:
+            raise ValueError(f"data.path is required for data.source={self.name!r}")
+        self.num_classes = num_classes
+        self.options = mask_options(data, num_classes)
+        self.shuffle_buffer = data.shuffle_buffer
+        self.readers = {"train": self.reader(data, data.path), "calibration": None}
+        self.readers["eval"] = self.readers["train"]
+        for split, field in (("eval", "eval_path"), ("calibration", "calibration_path")):
+            if data[field] and data[field] != data.path:
+                self.readers[split] = self.reader(data, data[field])
+
+    @classmethod
+    def from_config(cls, data, *, label_mode: str = "sparse", num_classes: int):
+        del label_mode
+        return cls(data, num_classes=num_classes)
+
+    def reader(self, data, path: str):
+        raise NotImplementedError
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.options.image.input_shape
+
+    @property
+    def finish(self):
+        return finish
+
+    def _pair(self, record, seed=None):
+        reader = self.readers["train"]
+        record = record if isinstance(record, tuple) else (record,)
+        image, mask = reader.load(*record)
+        describe = reader.describe(*record)
+        return masks.decode_pair(image, mask, self.options, seed=seed, describe=describe)
+
+    def train_batches(self, info: InputInfo) -> tf.data.Dataset:
+        records = self.readers["train"].records(info)
+        if self.shuffle_buffer:
+            records = records.shuffle(self.shuffle_buffer, seed=info.seed + info.pipeline_id)
+        skipped = info.skip_global_batches * info.replicas_per_pipeline
+        skipped *= info.per_replica_batch_size
+        records = records.repeat().skip(skipped).enumerate(start=skipped)
+        pipeline_seed = tf.constant(info.seed * 65536 + info.pipeline_id, tf.int64)
+        augment = self.options.image.augment
+
+        def load(index, *record):
+            seed = tf.stack([pipeline_seed, index]) if augment else None
+            return self._pair(record if len(record) > 1 else record[0], seed)
+
+        pairs = records.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return pipeline.finish_batches(pairs.batch(info.per_replica_batch_size), finish)
+
+    def split_batches(self, info: InputInfo, split: str) -> tf.data.Dataset | None:
+        check_split(split)
+        reader = self.readers[split]
+        if reader is None:
+            return None
+
+        def load(*record):
+            image, mask = reader.load(*record)
+            return masks.decode_pair(image, mask, self.options, describe=reader.describe(*record))
+
+        pairs = reader.records(InputInfo(0, 1, info.per_replica_batch_size)).map(
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        return pipeline.split_global_batches(
+            pairs, info, global_batch_size=info.global_batch_size, repeat=False, finish=finish
+        )
+
+    def _pixel_ids(self, reader, info: InputInfo) -> tf.data.Dataset:
+        def ids(*record):
+            image, mask = reader.load(*record)
+            describe = reader.describe(*record)
+            return masks.valid_pixel_ids(image, mask, self.options, describe=describe)
+
+        ids = reader.records(info).map(ids, num_parallel_calls=tf.data.AUTOTUNE)
+        # Counted in batches of masks: the histogram's per-batch work, once per batch.
+        return ids.ragged_batch(MASKS_PER_BATCH).map(lambda batch: batch.flat_values)
+
+    def label_batches(self, info: InputInfo) -> tf.data.Dataset:
+        """The valid pixels' class ids (1-D int64) of each batch of training masks of this
+        pipeline's shard, checked: count them with `label_histogram(label_mode="sparse")`."""
+        return self._pixel_ids(self.readers["train"], info)
+
+    def check_split(self, info: InputInfo, split: str) -> None:
+        """Reads and checks every mask of this pipeline's shard of a held-out split."""
+        reader = self.readers[split]
+        if reader is not None and reader is not self.readers["train"]:
+            self._pixel_ids(reader, info).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+
+    def locate(self, info: InputInfo, split: str, error: Exception) -> DataError:
+        """The DataError naming the first example of this pipeline's shard of `split`
+        whose checks fail (the pass that raised `error` could not name it)."""
+        reader = self.readers[split or "train"]
+        for name, image, mask in reader.scan(info):
+            try:
+                masks.valid_pixel_ids(image, mask, self.options)
+            except tf.errors.InvalidArgumentError as bad:
+                return DataError(f"{name}: {_assertion_text(bad.message)}")
+        return DataError(f"data.source={self.name!r} {split} split: {_assertion_text(str(error))}")
+
+
+def _assertion_text(message: str) -> str:
+    """An eager tf.debugging.Assert's data as one line (other errors: their first line)."""
+    if "Summarized data:" not in message:
+        line = message.strip().splitlines()[0] if message.strip() else message
+        # An op's own error ("Invalid PNG ..."), without its node and op decorations.
+        return re.sub(r"\{\{[^}]*\}\}|\[Op:.*$", "", line).strip()
+    items = message.split("Summarized data:", 1)[1].strip().splitlines()
+    text = " ".join(i[2:-1] if i[:2] in ("b'", 'b"') else i for i in items)
+    return text.lstrip(": ")
+
+
+class SegmentationFolderSource(SegmentationFilesSource):
+    name = "segmentation_folder"
+
+    def reader(self, data, path):
+        return SegmentationFolder(path)
+
+
+class SegmentationTFRecordSource(SegmentationFilesSource):
+    name = "segmentation_tfrecord"
+
+    def reader(self, data, path):
+        return SegmentationTFRecord(
+            path, image_key=data.image_key, mask_key=data.get("mask_key", _MASK_KEY)
+        )
+
+
+_MASK_KEY = "image/segmentation/class/encoded"
