@@ -25,7 +25,7 @@ def _etas(caplog):
 
 
 def test_a_resumed_runs_eta_follows_the_calls_after_its_slow_first_one(caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")
     progress = _progress()
     # Resumed at step 500: the first call of 10 steps took 20 s (tracing), later ones 0.1 s.
     progress.after_call(CallResult(510, [0.5] * 10, seconds=20.0))
