@@ -4,10 +4,12 @@ r"""Scores files with a trained run's export: every input row exactly once, on a
         [--distribution=default|mirrored|multiworker|horovod] [--num_cpu_devices=N]
 
 Reads the same sources as training (the work dir's `data.source`: CSV, Parquet,
-TFRecord, image folders or image TFRecords; labels are not needed), applies the model,
-its calibration and its thresholds from `export/` (serving/batch_predict.py says what
-is written: one part file per worker, then `prediction.json`). Every worker scores its
-own files or rows; together they score each row once. Progress lines give rows/s.
+TFRecord, image folders or image TFRecords, segmentation folders or TFRecords; labels
+and masks are not needed), applies the model, its calibration and its thresholds from
+`export/` (serving/batch_predict.py says what is written: one part file per worker, then
+`prediction.json`; a segmentation run also writes one PNG mask per image,
+serving/mask_writer.py). Every worker scores its own files or rows; together they score
+each row once. Progress lines give rows/s.
 
 Exit status 0 when every part is written; 1 with one line naming the problem (a work
 dir without an export, an output that already holds results, a file whose columns are
@@ -35,8 +37,9 @@ flags.DEFINE_integer("batch_size", 1024, "Rows per replica per step.")
 flags.DEFINE_string(
     "source",
     None,
-    "The format of --data (csv, parquet, tfrecord, image_folder, image_tfrecord); default: "
-    "the run's data.source (required for a run trained on the synthetic data).",
+    "The format of --data (csv, parquet, tfrecord, image_folder, image_tfrecord, "
+    "segmentation_folder, segmentation_tfrecord); default: the run's data.source (required "
+    "for a run trained on synthetic data).",
 )
 flags.mark_flags_as_required(["workdir", "data", "output"])
 
@@ -118,7 +121,7 @@ def _predict(backend) -> int:
         )
     source = _source(config_dict.ConfigDict(config), deploy, FLAGS.data)
     _check_schema(source, deploy, model, FLAGS.data)
-    score = batch_predict.Scorer(deploy)
+    score = batch_predict.scorer_for(deploy)
 
     def replica(batch):
         features = batch["features"]
@@ -126,10 +129,11 @@ def _predict(backend) -> int:
         logits = tf.cond(
             tf.shape(features)[0] > 0,
             lambda: tf.cast(model(features, training=False), tf.float32),
-            lambda: tf.zeros([0, score.num_outputs]),
+            lambda: tf.zeros([0, *model.output_shape[1:]]),
         )
-        probabilities, decisions = score(logits)
-        return batch["file"], batch["row"], probabilities, decisions
+        # What the writer needs of the batch (file, row; a mask's name and size) travels on.
+        kept = {name: value for name, value in batch.items() if name != "features"}
+        return {**kept, **score(logits)}
 
     step = tf.function(lambda batch: backend.run(replica, args=(batch,)))
     per_replica = FLAGS.batch_size
@@ -141,7 +145,7 @@ def _predict(backend) -> int:
         path, rows = done, batch_predict.count_rows(done)
         logging.info("worker %d keeps %s (%d rows)", backend.worker_index, done, rows)
     else:
-        path, rows = _score(backend, dataset, step, score, deploy)
+        path, rows = _score(backend, dataset, step, score)
     counts = np.zeros(backend.num_workers, np.float64)
     counts[backend.worker_index] = rows
     counts = backend.sum_across_workers(tf.constant(counts)).numpy().astype(int)
@@ -167,22 +171,17 @@ def _predict(backend) -> int:
     return 0
 
 
-def _score(backend, dataset, step, score, deploy) -> tuple[str, int]:
+def _score(backend, dataset, step, score) -> tuple[str, int]:
     """Scores this worker's batches into its part file; (its path, its rows)."""
     from focal_dist.serving import batch_predict
 
-    writer = batch_predict.PartWriter(
-        FLAGS.output,
-        backend.worker_index,
-        backend.num_workers,
-        batch_predict.columns(deploy["label_mode"], score.num_outputs),
-    )
+    writer = score.writer(FLAGS.output, backend.worker_index, backend.num_workers)
     progress = batch_predict.Progress(total=None)
     try:
         for batch in dataset:
-            outputs = [backend.local_results(t) for t in step(batch)]
-            for files, rows, probabilities, decisions in zip(*outputs, strict=True):
-                writer.write(files.numpy(), rows.numpy(), probabilities.numpy(), decisions.numpy())
+            outputs = {name: backend.local_results(t) for name, t in step(batch).items()}
+            for replica in range(len(outputs["row"])):
+                writer.write({name: values[replica].numpy() for name, values in outputs.items()})
             progress.update(writer.rows)
     except BaseException:
         writer.abandon()

@@ -5,7 +5,8 @@ class in [0, num_classes) or `ignore_label` (not counted in the loss, the metric
 pixel histogram). Training crops and flips the image and its mask with one draw (the
 crop covers `crop_min_area` to all of the image, aspect ratio 3/4 to 4/3, as image
 classification's); then the image is resized bilinearly and the mask by nearest
-neighbour to `image_size`. Evaluation resizes both without augmentation. The randomness
+neighbour to `image_size`. Evaluation resizes both without augmentation; serving and
+batch prediction decode an image alone the same way (`decode_image`). The randomness
 of example i of pipeline p is a stateless function of (seed, p, i), so a resumed run
 sees the augmentations it would have seen.
 
@@ -142,10 +143,38 @@ def decode_pair(
         )
         image = tf.slice(image, begin, size)
         mask = tf.slice(mask, begin * [1, 1, 0], size * [1, 1, 0] + [0, 0, 1])
-    image = tf.image.resize(image, image_options.image_size, method="bilinear") / 255.0
+    image = resize_image(image, image_options)
     mask = tf.image.resize(mask, image_options.image_size, method="nearest")
     if seed is not None:
         flip = tf.random.stateless_uniform([], flip_seed) < 0.5
         image = tf.where(flip, tf.reverse(image, [1]), image)
         mask = tf.where(flip, tf.reverse(mask, [1]), mask)
-    return tf.clip_by_value(image, 0.0, 1.0), mask[..., 0]
+    return image, mask[..., 0]
+
+
+def resize_image(image, options: images.ImageOptions) -> tf.Tensor:
+    """float32 [H, W, channels] in [0, 1] of a uint8 image: bilinear to `image_size`, as
+    `decode_pair` resizes (no antialiasing, unlike image classification's `decode`)."""
+    resized = tf.image.resize(image, options.image_size, method="bilinear") / 255.0
+    return tf.clip_by_value(resized, 0.0, 1.0)
+
+
+def decode_image(encoded, options: images.ImageOptions, *, describe=()):
+    """(float32 [H, W, channels] in [0, 1], int32 [2] the image's own (height, width)) of
+    encoded image bytes without a mask: `decode_pair`'s image without augmentation, for
+    serving and batch prediction."""
+    image = images.decode_uint8(encoded, options.channels, describe=describe)
+    return resize_image(image, options), tf.shape(image)[:2]
+
+
+def prediction_batches(records: tf.data.Dataset, options: MaskOptions, batch_size: int):
+    """Batches of `{"file", "row", "name", "size", "features"}` from `(file, row, encoded
+    image, name)` records: each image decoded as `decode_image` does, with its own size
+    (int32 [B, 2]) to resize its mask back to."""
+
+    def row(file, index, encoded, name):
+        image, size = decode_image(encoded, options.image, describe=["file", file, "row", index])
+        return {"file": file, "row": index, "name": name, "size": size, "features": image}
+
+    rows = records.map(row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)

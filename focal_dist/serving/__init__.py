@@ -8,7 +8,8 @@
 
 Every function that takes `backend` is exact over workers: each worker passes its own
 examples of the split (every example on exactly one worker, any count, 0 included) and
-gets the same result as one process given the whole split.
+gets the same result as one process given the whole split. Per-pixel (segmentation)
+models are exported uncalibrated by `export_mask_model` (serving/mask_export.py).
 """
 
 from focal_dist.serving.calibration import METHODS, Calibration, fit_calibration
@@ -16,6 +17,7 @@ from focal_dist.serving.diagram import reliability_diagram
 from focal_dist.serving.evaluation import evaluate_argmax, evaluate_thresholds
 from focal_dist.serving.example_spec import ExampleSpec
 from focal_dist.serving.export import export_saved_model, write_deploy_json
+from focal_dist.serving.mask_export import export_mask_model, write_mask_deploy_json
 from focal_dist.serving.operating_point import Decision, OperatingPoint
 from focal_dist.serving.reliability import NUM_BINS, CalibrationMetrics, calibration_metrics
 from focal_dist.serving.targets import Target, parse_target
@@ -35,9 +37,11 @@ __all__ = [
     "choose_threshold",
     "evaluate_argmax",
     "evaluate_thresholds",
+    "export_mask_model",
     "export_saved_model",
     "fit_calibration",
     "parse_target",
     "reliability_diagram",
     "write_deploy_json",
+    "write_mask_deploy_json",
 ]

@@ -7,7 +7,9 @@ part file:
 
     DIR/part-<worker>-of-<workers>.csv   file, row, probability, decision
                                          (probability_<k>, decision_<k> for K outputs;
-                                         multiclass: probability_<k> and the class id)
+                                         multiclass: probability_<k> and the class id;
+                                         per-pixel: file, row, mask, pixels_<k> and one
+                                         PNG per image, serving/mask_writer.py)
     DIR/prediction.json                  written last, by the chief: what was scored,
                                          with what, how many rows per part
 
@@ -115,8 +117,19 @@ def columns(label_mode: str, num_outputs: int) -> list[str]:
     ]
 
 
+def scorer_for(deploy: dict):
+    """The scorer of deploy.json's label mode: per-pixel masks (serving/mask_writer.py)
+    or calibrated scores (`Scorer`). Either maps a replica's logits to the outputs its
+    `writer` writes."""
+    from focal_dist.serving import mask_writer  # builds on this module's PartWriter
+
+    return {mask_writer.LABEL_MODE: mask_writer.MaskScorer}.get(deploy["label_mode"], Scorer)(
+        deploy
+    )
+
+
 class Scorer:
-    """logits -> (calibrated probabilities, decisions) with deploy.json's parameters."""
+    """logits -> {probabilities (calibrated), decisions} with deploy.json's parameters."""
 
     def __init__(self, deploy: dict):
         self.calibration = Calibration.from_dict(
@@ -128,13 +141,17 @@ class Scorer:
         thresholds = decision.get("thresholds")
         self.thresholds = None if thresholds is None else tf.constant(thresholds, tf.float32)
 
-    def __call__(self, logits):
+    def __call__(self, logits) -> dict:
         probabilities = self.calibration.apply_tf(logits)
         if self.thresholds is None:
             decisions = tf.argmax(probabilities, axis=-1)[:, None]
         else:
             decisions = tf.cast(probabilities >= self.thresholds, tf.int64)
-        return probabilities, decisions
+        return {"probabilities": probabilities, "decisions": decisions}
+
+    def writer(self, directory: str, worker: int, num_workers: int) -> PartWriter:
+        header = columns(self.label_mode, self.num_outputs)
+        return PartWriter(directory, worker, num_workers, header)
 
 
 def part_path(directory: str, worker: int, num_workers: int) -> str:
@@ -159,7 +176,10 @@ class PartWriter:
         self._writer.writerow(["file", "row", *header])
         self.rows = 0
 
-    def write(self, files, rows, probabilities, decisions) -> None:
+    def write(self, outputs: dict) -> None:
+        """One replica's batch: numpy `file`, `row` and the scorer's outputs."""
+        files, rows = outputs["file"], outputs["row"]
+        probabilities, decisions = outputs["probabilities"], outputs["decisions"]
         values = np.concatenate(
             [probabilities.astype(object), decisions.astype(np.int64).astype(object)], axis=1
         )

@@ -36,7 +36,8 @@ SIGNATURES = ("serving_default", "examples", "image_bytes")
 DEPLOY_JSON = "deploy.json"
 
 
-def _spec(features_spec) -> tf.TensorSpec:
+def feature_spec(features_spec) -> tf.TensorSpec:
+    """float32 [None, ...] of a tf.TensorSpec or of one example's shape."""
     if isinstance(features_spec, tf.TensorSpec):
         return tf.TensorSpec([None, *features_spec.shape[1:]], tf.float32)
     shape = tuple(features_spec)
@@ -94,7 +95,7 @@ def export_saved_model(
     """
     import keras
 
-    spec = _spec(features_spec)
+    spec = feature_spec(features_spec)
     values = _check_decisions(calibration, thresholds)
     if example_spec is not None and image_options is not None:
         raise ValueError("pass example_spec (tabular data) or image_options (images), not both")
@@ -111,13 +112,7 @@ def export_saved_model(
         )
 
     def outputs(features):
-        features = tf.debugging.check_numerics(features, "features must be finite")
-        logits = tf.cond(
-            tf.shape(features)[0] > 0,
-            lambda: tf.cast(model(features, training=False), tf.float32),
-            lambda: tf.zeros([0, width]),
-        )
-        logits = tf.reshape(logits, [-1, width])
+        logits = tf.reshape(guarded_logits(model, features, [width]), [-1, width])
         probabilities = calibration.apply_tf(logits)
         if values is None:
             decisions = tf.argmax(probabilities, axis=1)
@@ -158,14 +153,31 @@ def export_saved_model(
             "image_bytes", image_bytes, input_signature=[tf.TensorSpec([None], tf.string)]
         )
         described["image_bytes"] = {"image_bytes": "string [None]: JPEG, PNG, GIF or BMP bytes"}
+    write_archive(archive, directory)
+    names = ["probabilities", "decisions", "logits"]
+    return {name: {"inputs": inputs, "outputs": names} for name, inputs in described.items()}
+
+
+def guarded_logits(model, features, logits_shape) -> tf.Tensor:
+    """float32 logits [B, *logits_shape] of finite `features` (InvalidArgument otherwise);
+    an empty batch never reaches the model (oneDNN's Conv2D fails on one)."""
+    features = tf.debugging.check_numerics(features, "features must be finite")
+    return tf.cond(
+        tf.shape(features)[0] > 0,
+        lambda: tf.cast(model(features, training=False), tf.float32),
+        lambda: tf.zeros([0, *logits_shape]),
+    )
+
+
+def write_archive(archive, directory: str) -> None:
+    """Writes a keras.export.ExportArchive to `directory`, replacing an earlier one in
+    one step (atomic_files.replace_directory)."""
     partial = f"{os.path.normpath(directory)}.partial"
     if os.path.isdir(partial):
         shutil.rmtree(partial)  # an earlier export killed half-way
     os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
     archive.write_out(partial, verbose=False)
     atomic_files.replace_directory(partial, directory)
-    names = ["probabilities", "decisions", "logits"]
-    return {name: {"inputs": inputs, "outputs": names} for name, inputs in described.items()}
 
 
 def write_deploy_json(

@@ -67,6 +67,11 @@ class SegmentationTask(Task):
     def input_shape(self) -> tuple[int, ...]:
         return self.source.input_shape
 
+    def serving_inputs(self) -> dict:
+        """{"masks": MaskOptions}: served images are decoded as evaluation decodes them;
+        the export records the classes, the ignore label and the image size."""
+        return {"masks": self.source.options}
+
     # --- data -------------------------------------------------------------------------
     def train_dataset(self, info: InputInfo) -> tf.data.Dataset:
         return self.source.train_batches(info)

@@ -8,7 +8,7 @@ saved at its step and a failing action is followed by a rescue save:
     Evaluate     at every train.eval_every steps and at the end
     Checkpoint   every train.checkpoint_every steps, on SIGTERM, at the end; the
                  weights' finiteness first; quarantine after a divergence
-    Export       at the end: the finite weights to export/model.keras (chief)
+    Export       at the end: the finite weights to export/ (chief)
 """
 
 from __future__ import annotations
@@ -219,7 +219,8 @@ class Checkpoint(Action):
 class Export(Action):
     """At the end, the finite weights to <workdir>/export/ (chief only): model.keras and,
     when `decide` calibrated and chose a decision, export/saved_model (probabilities,
-    decisions and logits for TF Serving) with export/deploy.json."""
+    decisions and logits for TF Serving) with export/deploy.json; the same, uncalibrated,
+    for a task serving per-pixel masks (`serving_inputs()["masks"]`: segmentation)."""
 
     def __init__(
         self, *, model, workdir: str, backend, count_non_finite, decide=None, task=None, config=None
@@ -240,7 +241,11 @@ class Export(Action):
         if not self.backend.is_chief:
             return
         reporting.export(self.model, self.workdir)
-        if self.decide is not None and self.decide.calibration is not None:
+        if self.task is not None and "masks" in self.task.serving_inputs():
+            reporting.export_masks_for_serving(
+                self.model, self.workdir, task=self.task, config=self.config
+            )
+        elif self.decide is not None and self.decide.calibration is not None:
             reporting.export_for_serving(
                 self.model,
                 self.workdir,

@@ -151,3 +151,26 @@ def export_for_serving(model, workdir: str, *, task, calibration, decision, conf
     )
     logging.info("exported %s for serving (signatures %s)", directory, ", ".join(signatures))
     return directory
+
+
+def export_masks_for_serving(model, workdir: str, *, task, config) -> str:
+    """<workdir>/export/saved_model of a per-pixel model (softmax and argmax per pixel, no
+    calibration) and export/deploy.json; returns the SavedModel's directory."""
+    from focal_dist import serving
+
+    options = task.serving_inputs()["masks"]
+    directory = os.path.join(workdir, "export", "saved_model")
+    signatures = serving.export_mask_model(
+        model, directory=directory, num_classes=task.num_outputs, mask_options=options
+    )
+    serving.write_mask_deploy_json(
+        os.path.join(workdir, "export"),
+        num_classes=task.num_outputs,
+        input_shape=model.input_shape[1:],
+        ignore_label=options.ignore_label,
+        class_names=task.class_names,
+        config=config,
+        signatures=signatures,
+    )
+    logging.info("exported %s for serving (signatures %s)", directory, ", ".join(signatures))
+    return directory

@@ -152,7 +152,7 @@ def test_an_image_without_its_mask_is_named(tmp_path):
     folder = fx.write_folder(tmp_path / "train", 3)
     (folder / "masks" / "case_001.png").unlink()
     with pytest.raises(DataError, match=r"1 images without a mask .*case_001.png"):
-        _source(_config("segmentation_folder", folder))
+        SegmentationTask(_config("segmentation_folder", folder)).prepare(get_backend("default"))
 
 
 def test_the_ignore_label_must_not_be_a_class():

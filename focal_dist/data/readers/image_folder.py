@@ -120,7 +120,7 @@ class ImageFolder:
         return ["image file", reference]
 
 
-def _image_files(path: str) -> list[str]:
+def image_files(path: str) -> list[str]:
     """Every image under a directory (sorted, at any depth), or the files of a glob."""
     if not tf.io.gfile.isdir(path):
         return list_files(path)
@@ -136,7 +136,7 @@ def prediction_records(path: str, info: InputInfo) -> tf.data.Dataset:
     """This pipeline's `(file, row, encoded image)` for batch prediction: every image of
     `path` (a folder, searched at any depth with or without class folders, or a glob)
     once over all pipelines, each its own file (row 0). A pipeline may get none."""
-    files = _image_files(path)[info.pipeline_id :: info.num_pipelines]
+    files = image_files(path)[info.pipeline_id :: info.num_pipelines]
     return tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string)).map(
         lambda file: (file, tf.constant(0, tf.int64), tf.io.read_file(file))
     )

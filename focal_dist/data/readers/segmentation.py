@@ -11,6 +11,10 @@ mask bytes)` by `load` and named by `describe`: pairs are split between pipeline
 every P-th pair, TFRecord files between pipelines (their records when there are fewer
 files than pipelines), so every example is in exactly one shard. `scan` walks a shard
 eagerly, naming each example, to find the one a failed pass could not name.
+
+Batch prediction reads images without masks (`folder_prediction_records`,
+`tfrecord_prediction_records`): the image sources' records, each with the name its
+mask is written under.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import os
 import tensorflow as tf
 
 from focal_dist.data.files import DataError, list_files, shard_files
-from focal_dist.data.readers.image_folder import EXTENSIONS
+from focal_dist.data.readers import image_tfrecord
+from focal_dist.data.readers.image_folder import EXTENSIONS, image_files
 from focal_dist.distribute import InputInfo
 
 
@@ -141,3 +146,53 @@ class SegmentationTFRecord:
             for index, record in records:
                 image, mask = self.load(record)
                 yield f"TFRecord file {file} record {int(index)}", image, mask
+
+
+def _common_folder(files: list[str]) -> str:
+    """The longest folder prefix (ending in "/") that every path in `files` starts with."""
+    prefix = os.path.commonprefix(files)
+    return prefix[: prefix.rfind("/") + 1]
+
+
+def folder_prediction_records(path: str, info: InputInfo) -> tf.data.Dataset:
+    """This pipeline's `(file, row 0, encoded image, name)` for batch prediction: every
+    image under the folder `path` (at any depth; of a folder laid out for training, with
+    images/ and masks/, its images/ only) or of a glob, once over all pipelines (every
+    P-th of the sorted listing, as `image_folder.prediction_records`). `name` is the
+    image's path under the folder (a glob's: the files' common folder) without its
+    extension, so that masks written as `<name>.png` pair with the images by stem, as
+    `segmentation_folder` reads them. A pipeline may get no image."""
+    images_dir, masks_dir = (os.path.join(path, n) for n in ("images", "masks"))
+    if tf.io.gfile.isdir(images_dir) and tf.io.gfile.isdir(masks_dir):
+        path = images_dir
+    files = image_files(path)
+    prefix = path.rstrip("/") + "/" if tf.io.gfile.isdir(path) else _common_folder(files)
+    names = [os.path.splitext(file[len(prefix) :])[0] for file in files]
+    named: dict[str, str] = {}
+    for file, name in zip(files, names, strict=True):
+        if name in named:
+            raise DataError(
+                f"--data {path!r}: {named[name]!r} and {file!r} would both write the mask "
+                f"{name}.png (images are named by their path without extension)"
+            )
+        named[name] = file
+    own = slice(info.pipeline_id, None, info.num_pipelines)
+    records = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(files[own], tf.string), tf.constant(names[own], tf.string))
+    )
+    return records.map(
+        lambda file, name: (file, tf.constant(0, tf.int64), tf.io.read_file(file), name)
+    )
+
+
+def tfrecord_prediction_records(path: str, info: InputInfo, image_key: str) -> tf.data.Dataset:
+    """This pipeline's `(file, record index, encoded image, name)` for batch prediction:
+    `image_tfrecord.prediction_records` (every record once over all pipelines; masks
+    are not read), named `<file under the files' common folder>/<record index>`."""
+    prefix = len(_common_folder(list_files(path)).encode())
+
+    def named(file, row, encoded):
+        relative = tf.strings.substr(file, prefix, tf.strings.length(file) - prefix)
+        return file, row, encoded, tf.strings.join([relative, tf.strings.as_string(row)], "/")
+
+    return image_tfrecord.prediction_records(path, info, image_key).map(named)

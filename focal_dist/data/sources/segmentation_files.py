@@ -7,7 +7,8 @@ calibration are read whole on every pipeline, resized without augmentation, and 
 by global batch. `label_batches` gives, per batch of training masks, the class ids of
 their valid pixels (the pixel histogram's input); `check_split` runs the same checks over a held-out
 split, so a bad mask anywhere stops the run in the pass before training. A failed pass
-is turned into a DataError naming the example by `locate`.
+is turned into a DataError naming the example by `locate`. `prediction_batches` reads
+images alone (batch prediction), at any depth under a folder or of a glob, or records.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from focal_dist.data import images, masks, pipeline
 from focal_dist.data.files import DataError
+from focal_dist.data.readers import segmentation
 from focal_dist.data.readers.segmentation import SegmentationFolder, SegmentationTFRecord
 from focal_dist.data.sources.base import Source, check_split
 from focal_dist.distribute import InputInfo
@@ -55,11 +57,22 @@ class SegmentationFilesSource(Source):
         self.num_classes = num_classes
         self.options = mask_options(data, num_classes)
         self.shuffle_buffer = data.shuffle_buffer
-        self.readers = {"train": self.reader(data, data.path), "calibration": None}
-        self.readers["eval"] = self.readers["train"]
-        for split, field in (("eval", "eval_path"), ("calibration", "calibration_path")):
-            if data[field] and data[field] != data.path:
-                self.readers[split] = self.reader(data, data[field])
+        self.data = data
+        self._readers = None
+
+    @property
+    def readers(self) -> dict:
+        """Each split's pairs, listed and checked when first read (the task reads them as
+        it is built; batch prediction reads other files, images alone, and never these)."""
+        if self._readers is None:
+            data = self.data
+            readers = {"train": self.reader(data, data.path), "calibration": None}
+            readers["eval"] = readers["train"]
+            for split, field in (("eval", "eval_path"), ("calibration", "calibration_path")):
+                if data[field] and data[field] != data.path:
+                    readers[split] = self.reader(data, data[field])
+            self._readers = readers
+        return self._readers
 
     @classmethod
     def from_config(cls, data, *, label_mode: str = "sparse", num_classes: int):
@@ -68,6 +81,17 @@ class SegmentationFilesSource(Source):
 
     def reader(self, data, path: str):
         raise NotImplementedError
+
+    def prediction_records(self, path: str, info: InputInfo) -> tf.data.Dataset:
+        """This pipeline's `(file, row, encoded image, mask name)` of the images at `path`."""
+        raise NotImplementedError
+
+    def prediction_batches(self, path: str, info: InputInfo, batch_size: int) -> tf.data.Dataset:
+        """`Source.prediction_batches` of images alone, decoded as evaluation decodes them,
+        with `"name"` (where the image's mask goes, data/readers/segmentation.py) and
+        `"size"` (int32 [B, 2], the image's own height and width)."""
+        records = self.prediction_records(path, info)
+        return masks.prediction_batches(records, self.options, batch_size)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -168,6 +192,9 @@ class SegmentationFolderSource(SegmentationFilesSource):
     def reader(self, data, path):
         return SegmentationFolder(path)
 
+    def prediction_records(self, path, info):
+        return segmentation.folder_prediction_records(path, info)
+
 
 class SegmentationTFRecordSource(SegmentationFilesSource):
     name = "segmentation_tfrecord"
@@ -176,6 +203,9 @@ class SegmentationTFRecordSource(SegmentationFilesSource):
         return SegmentationTFRecord(
             path, image_key=data.image_key, mask_key=data.get("mask_key", _MASK_KEY)
         )
+
+    def prediction_records(self, path, info):
+        return segmentation.tfrecord_prediction_records(path, info, self.data.image_key)
 
 
 _MASK_KEY = "image/segmentation/class/encoded"
