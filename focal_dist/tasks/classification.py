@@ -49,6 +49,9 @@ class ClassificationTask(Task):
         self.source = get_source(
             config.data, label_mode=self.label_mode, num_classes=self.num_outputs
         )
+        # Files are listed (and their classes checked) now, before the run writes anything;
+        # batch prediction builds the source alone and never lists the training files.
+        self.source_classes = self.source.class_names
 
     @property
     def input_shape(self) -> tuple[int, ...]:

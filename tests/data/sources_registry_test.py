@@ -2,6 +2,8 @@
 as a task reads them, against references computed another way (the generator called
 on the example ids the split's contract names; images decoded one by one)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -212,7 +214,7 @@ def test_image_splits_with_other_classes_are_refused_naming_the_field(folders, t
     )
     config = config_data(source="image_folder", path=train, calibration_path=str(other))
     with pytest.raises(ValueError, match=r"data.calibration_path .* has classes \['a', 'b'"):
-        data.get_source(config, label_mode="sparse", num_classes=4)
+        data.get_source(config, label_mode="sparse", num_classes=4).class_names
 
 
 def test_image_tfrecord_eval_and_labels_are_its_records(tmp_path):
@@ -274,3 +276,22 @@ def test_image_prediction_rows_are_every_image_once_decoded_as_in_evaluation(
     ]
     assert len(records) == 9
     assert sorted(seen) == records
+
+
+def test_a_flat_folder_or_a_glob_of_images_is_scored_without_class_folders(folders, tmp_path):
+    # Batch prediction builds the run's source on the files to score (focal_dist.predict):
+    # those have no class folders, and the source must not ask for them.
+    train, _ = folders
+    pictures, _, paths = _decoded_folder(train, 8)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, path in enumerate(paths):
+        (flat / f"{i:02d}{Path(path).suffix}").write_bytes(Path(path).read_bytes())
+    for where in (str(flat), str(flat / "*")):
+        config = config_data(source="image_folder", path=where, image_size=8)
+        source = data.get_source(config, label_mode="sparse", num_classes=4)
+        seen = _prediction_rows(source, where, 2)
+        assert len(seen) == len(paths)
+        by_name = {Path(file).name: image for (file, _), image in seen.items()}
+        for i, (path, picture) in enumerate(zip(paths, pictures, strict=True)):
+            np.testing.assert_allclose(by_name[f"{i:02d}{Path(path).suffix}"], picture, atol=1e-6)

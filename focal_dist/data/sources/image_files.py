@@ -33,26 +33,46 @@ class ImageFilesSource(Source):
         self.label_mode, self.num_classes = label_mode, num_classes
         self.shuffle_buffer = data.shuffle_buffer
         self.image_key = data.image_key
+        self.data = data
+        self.options = images.ImageOptions(
+            image_size=data.image_size,
+            channels=data.channels,
+            augment=data.augment,
+            crop_min_area=data.crop_min_area,
+        )
+        self._splits = None
 
-        def split(path: str) -> images.ImageSource:
-            return images.from_config(
-                data, source=self.name, path=path, label_mode=label_mode, num_classes=num_classes
-            )
+    @property
+    def splits(self) -> dict:
+        """Each split's ImageSource, listed when first read (the task reads them as it is
+        built; batch prediction reads other images, unlabelled, and never these)."""
+        if self._splits is None:
+            data = self.data
 
-        train = split(data.path)
-        self.splits = {"train": train, "eval": train, "calibration": None}
-        for name, field in (("eval", "eval_path"), ("calibration", "calibration_path")):
-            path = data[field]
-            if path == data.path:
-                self.splits[name] = train
-            elif path:
-                self.splits[name] = split(path)
-                if self.splits[name].class_names != train.class_names:
-                    raise ValueError(
-                        f"data.{field} {path!r} has classes {self.splits[name].class_names}; "
-                        f"data.path {data.path!r} has {train.class_names}"
-                    )
-        self.options = train.options
+            def split(path: str) -> images.ImageSource:
+                return images.from_config(
+                    data,
+                    source=self.name,
+                    path=path,
+                    label_mode=self.label_mode,
+                    num_classes=self.num_classes,
+                )
+
+            train = split(data.path)
+            splits = {"train": train, "eval": train, "calibration": None}
+            for name, field in (("eval", "eval_path"), ("calibration", "calibration_path")):
+                path = data[field]
+                if path == data.path:
+                    splits[name] = train
+                elif path:
+                    splits[name] = split(path)
+                    if splits[name].class_names != train.class_names:
+                        raise ValueError(
+                            f"data.{field} {path!r} has classes {splits[name].class_names}; "
+                            f"data.path {data.path!r} has {train.class_names}"
+                        )
+            self._splits = splits
+        return self._splits
 
     @classmethod
     def from_config(cls, data, *, label_mode: str, num_classes: int) -> ImageFilesSource:
