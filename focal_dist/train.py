@@ -86,15 +86,26 @@ def main(argv):
         sys.stdout.flush()
         return PREEMPTED_EXIT_CODE
     if backend.is_chief:
-        eval_metrics = summary["eval"]
         logging.info(
-            "done at step %d: train loss %s, eval pr_auc %s roc_auc %s -> %s",
+            "done at step %d: train loss %s, %s -> %s",
             summary["step"],
             summary["train_loss"],
-            eval_metrics.get("pr_auc"),
-            eval_metrics.get("roc_auc"),
+            _headline(summary["eval"]),
             os.path.join(FLAGS.workdir, "summary.json"),
         )
+
+
+def _headline(metrics: dict) -> str:
+    """The last evaluation's headline numbers, whichever the task reports."""
+    metrics = metrics or {}
+    keys = [
+        k
+        for k in ("pr_auc", "roc_auc", "miou", "mean_dice")
+        if isinstance(metrics.get(k), (int, float))
+    ]
+    if not keys:
+        return "no evaluation"
+    return "eval " + " ".join(f"{k} {metrics[k]:.4f}" for k in keys)
 
 
 if __name__ == "__main__":

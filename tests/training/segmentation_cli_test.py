@@ -39,10 +39,13 @@ def folders(tmp_path_factory):
 
 
 def test_the_cli_trains_a_unet_on_a_folder_and_reports_iou_and_dice(folders, tmp_path):
-    runs.run(_command(tmp_path, *folders))
+    result = runs.run(_command(tmp_path, *folders))
     summary = runs.summary(tmp_path)
     assert summary["step"] == 4
     metrics = summary["eval"]
+    # The last line says what segmentation measures, not a classifier's empty PR-AUC.
+    done = [line for line in result.stderr.splitlines() if "done at step 4" in line]
+    assert done and f"miou {metrics['miou']:.4f}" in done[0], result.stderr[-2000:]
     assert len(metrics["iou"]) == len(metrics["dice"]) == fx.CLASSES
     assert 0.0 <= metrics["miou"] <= 1.0
     assert metrics["num_examples"] == 5
