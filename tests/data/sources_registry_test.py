@@ -214,7 +214,7 @@ def test_image_splits_with_other_classes_are_refused_naming_the_field(folders, t
     )
     config = config_data(source="image_folder", path=train, calibration_path=str(other))
     with pytest.raises(ValueError, match=r"data.calibration_path .* has classes \['a', 'b'"):
-        data.get_source(config, label_mode="sparse", num_classes=4).class_names
+        _ = data.get_source(config, label_mode="sparse", num_classes=4).class_names
 
 
 def test_image_tfrecord_eval_and_labels_are_its_records(tmp_path):

@@ -3,8 +3,16 @@
 One config, 20 SGD steps with global batch 64 over 1,250 examples (19 full batches
 and a short last one of 34), trained under default, mirrored (4 logical CPUs),
 multiworker (2 TF_CONFIG processes) and horovod (horovodrun -np 2): per-step losses
-and final weights equal to 1e-5 relative. Both ways of summing a step (`train.allreduce`
-"single" and "overlap" with one bucket per variable) are held to it.
+and final weights equal to 1e-5 relative.
+
+Each distribution runs four cases that between them hold every model (an MLP with l2,
+whose regularisation loss must be counted once and not once per replica; a conv model
+that meets an empty replica), both ways of summing a step (`train.allreduce` "single",
+and "overlap" with one bucket per variable) and every loss family (focal with auto
+class weights; ASL; logit adjustment with the all-reduced prior; FLSD-53 with Poly-1
+and each output's alpha from the histogram). An overlapped case is compared with the
+one-device run of the plain step, not with itself. One more one-device run without l2
+shows that l2 took part.
 """
 
 import numpy as np
@@ -25,6 +33,7 @@ EQUIVALENCE_CONFIG = {
     "data.shuffle_buffer": 1250,
     "data.synthetic.num_train": 1250,
     "data.synthetic.num_eval": 300,
+    "data.synthetic.num_calibration": 256,
     "data.synthetic.positive_rate": 0.1,
     "model.hidden_units": "(16,)",
     "optimizer.name": "sgd",
@@ -39,29 +48,38 @@ CONV = "tests.training.conv_model:build"
 DISTRIBUTED = ("mirrored", "multiworker", "horovod")
 # Overlapped: counts first, then one collective per variable (buckets of 1 byte).
 OVERLAP = {"train.allreduce": "overlap", "train.allreduce_bucket_mb": 1e-6}
-VARIANTS = {
-    "mlp": {"train.allreduce": "single"},
-    "mlp-l2": {"model.l2": 0.01, "train.allreduce": "single"},
-    "conv": {"model.name": CONV, "train.allreduce": "single"},
-    "mlp-overlap": OVERLAP,
-    "mlp-l2-overlap": {"model.l2": 0.01, **OVERLAP},
-    "conv-overlap": {"model.name": CONV, **OVERLAP},
-    # The loss family (docs/losses.md): ASL; logit adjustment with the all-reduced
-    # prior; FLSD-53 with Poly-1 and each output's alpha from the histogram.
-    "asl": {"loss.name": "asl", "loss.class_weights": "none"},
-    "logit_adjusted": {"loss.name": "logit_adjusted", "loss.class_weights": "none"},
-    "flsd-poly": {"loss.gamma_schedule": "flsd53", "loss.poly_epsilon": 1.0, "loss.alpha": "auto"},
+SINGLE = {"train.allreduce": "single"}
+L2 = {"model.l2": 0.01}
+ASL = {"loss.name": "asl", "loss.class_weights": "none"}
+LOGIT_ADJUSTED = {"loss.name": "logit_adjusted", "loss.class_weights": "none"}
+FLSD_POLY = {"loss.gamma_schedule": "flsd53", "loss.poly_epsilon": 1.0, "loss.alpha": "auto"}
+# The one-device references (the plain step); "mlp-logit_adjusted" only to show that l2 took part.
+REFERENCES = {
+    "mlp-l2-logit_adjusted": {**L2, **LOGIT_ADJUSTED, **SINGLE},
+    "conv-asl": {"model.name": CONV, **ASL, **SINGLE},
+    "mlp-l2-flsd-poly": {**L2, **FLSD_POLY, **SINGLE},
+    "conv-focal": {"model.name": CONV, **SINGLE},
+    "mlp-logit_adjusted": {**LOGIT_ADJUSTED, **SINGLE},
+}
+# What each distribution runs, by reference: two cases on the single path, two overlapped.
+CASES = {
+    "mlp-l2-logit_adjusted": "mlp-l2-logit_adjusted",
+    "conv-asl": "conv-asl",
+    "mlp-l2-flsd-poly-overlap": "mlp-l2-flsd-poly",
+    "conv-focal-overlap": "conv-focal",
 }
 
 
-def _config(variant):
-    return {**EQUIVALENCE_CONFIG, **VARIANTS[variant]}
+def _config(case):
+    reference = CASES.get(case, case)
+    overlap = OVERLAP if case.endswith("-overlap") else {}
+    return {**EQUIVALENCE_CONFIG, **REFERENCES[reference], **overlap}
 
 
 @pytest.fixture(scope="module")
 def single_device(tmp_path_factory):
     results = {}
-    for variant in VARIANTS:
+    for variant in REFERENCES:
         workdir = tmp_path_factory.mktemp(f"default_{variant}")
         runs.run(runs.train_command("default", workdir, _config(variant)))
         results[variant] = runs.summary(workdir), runs.final_weights(workdir), workdir
@@ -69,36 +87,17 @@ def single_device(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    ("distribution", "variant"),
-    [
-        ("mirrored", "mlp"),
-        ("multiworker", "mlp"),
-        ("horovod", "mlp"),
-        ("mirrored", "mlp-l2"),
-        ("horovod", "mlp-l2"),
-        ("mirrored", "conv"),
-        ("multiworker", "conv"),
-        ("horovod", "conv"),
-        ("mirrored", "mlp-overlap"),
-        ("multiworker", "mlp-overlap"),
-        ("horovod", "mlp-overlap"),
-        ("mirrored", "mlp-l2-overlap"),
-        ("horovod", "mlp-l2-overlap"),
-        ("mirrored", "conv-overlap"),
-        ("multiworker", "conv-overlap"),
-        ("horovod", "conv-overlap"),
-        *((d, loss) for loss in ("asl", "logit_adjusted", "flsd-poly") for d in DISTRIBUTED),
-    ],
+    ("distribution", "case"),
+    [(d, case) for case in CASES for d in DISTRIBUTED],
     ids=lambda value: value,
 )
 def test_distributed_training_matches_single_device_with_a_short_last_batch(
-    distribution, variant, single_device, tmp_path
+    distribution, case, single_device, tmp_path
 ):
-    # With l2 > 0 the regularisation loss must be counted once, not once per replica.
     # The conv model meets an empty replica batch: the last global batch of 34 gives the
     # 4 mirrored replicas 16, 16, 2 and 0 examples.
-    reference_summary, reference_weights, _ = single_device[variant]
-    runs.run(runs.train_command(distribution, tmp_path, _config(variant)))
+    reference_summary, reference_weights, _ = single_device[CASES[case]]
+    runs.run(runs.train_command(distribution, tmp_path, _config(case)))
     summary = runs.summary(tmp_path)
     assert summary["num_replicas"] == {"mirrored": 4, "multiworker": 2, "horovod": 2}[distribution]
     assert len(summary["train_losses"]) == 20
@@ -111,9 +110,9 @@ def test_distributed_training_matches_single_device_with_a_short_last_batch(
     assert summary["eval"]["num_examples"] == reference_summary["eval"]["num_examples"] == 300
     # The training changed the model: the comparison is not between two initialisations.
     assert reference_summary["train_losses"][-1] < reference_summary["train_losses"][0]
-    if variant.startswith("mlp-l2"):
+    if case == "mlp-l2-logit_adjusted":
         # Regularisation took part: without it these runs would end on the l2=0 weights.
-        unregularised = single_device[variant.replace("-l2", "")][1]
+        unregularised = single_device["mlp-logit_adjusted"][1]
         assert _max_difference(runs.final_weights(tmp_path), unregularised) > 1e-3
 
 
@@ -126,7 +125,10 @@ def test_l2_reaches_the_model_as_regularisation_losses_that_change_training(sing
 
     models = {
         l2: keras.models.load_model(workdir / "export" / "model.keras", compile=False)
-        for l2, (_, _, workdir) in ((0.0, single_device["mlp"]), (0.01, single_device["mlp-l2"]))
+        for l2, (_, _, workdir) in (
+            (0.0, single_device["mlp-logit_adjusted"]),
+            (0.01, single_device["mlp-l2-logit_adjusted"]),
+        )
     }
     assert models[0.0].losses == []
     regularisation = models[0.01].losses
@@ -137,6 +139,14 @@ def test_l2_reaches_the_model_as_regularisation_losses_that_change_training(sing
         0.01 * sum(float(np.sum(k.astype(np.float64) ** 2)) for k in kernels),
         rtol=1e-5,
     )
-    losses = {v: np.array(single_device[v][0]["train_losses"]) for v in ("mlp", "mlp-l2")}
-    assert np.abs(losses["mlp-l2"] - losses["mlp"]).max() > 1e-4
-    assert _max_difference(single_device["mlp-l2"][1], single_device["mlp"][1]) > 1e-3
+    losses = {
+        v: np.array(single_device[v][0]["train_losses"])
+        for v in ("mlp-logit_adjusted", "mlp-l2-logit_adjusted")
+    }
+    assert np.abs(losses["mlp-l2-logit_adjusted"] - losses["mlp-logit_adjusted"]).max() > 1e-4
+    assert (
+        _max_difference(
+            single_device["mlp-l2-logit_adjusted"][1], single_device["mlp-logit_adjusted"][1]
+        )
+        > 1e-3
+    )

@@ -45,7 +45,8 @@ def test_the_cli_trains_a_unet_on_a_folder_and_reports_iou_and_dice(folders, tmp
     metrics = summary["eval"]
     # The last line says what segmentation measures, not a classifier's empty PR-AUC.
     done = [line for line in result.stderr.splitlines() if "done at step 4" in line]
-    assert done and f"miou {metrics['miou']:.4f}" in done[0], result.stderr[-2000:]
+    assert done, result.stderr[-2000:]
+    assert f"miou {metrics['miou']:.4f}" in done[0], result.stderr[-2000:]
     assert len(metrics["iou"]) == len(metrics["dice"]) == fx.CLASSES
     assert 0.0 <= metrics["miou"] <= 1.0
     assert metrics["num_examples"] == 5
