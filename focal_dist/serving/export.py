@@ -139,20 +139,13 @@ def export_saved_model(
     if image_options is not None:
         from focal_dist.data import images
 
-        shape = tf.TensorSpec(image_options.input_shape, tf.float32)
-
-        def image_bytes(image_bytes):
-            decoded = tf.map_fn(
-                lambda encoded: images.decode(encoded, image_options, describe=("image_bytes",)),
-                image_bytes,
-                fn_output_signature=shape,
-            )
-            return outputs(decoded)
-
-        archive.add_endpoint(
-            "image_bytes", image_bytes, input_signature=[tf.TensorSpec([None], tf.string)]
+        add_image_bytes(
+            archive,
+            described,
+            lambda encoded: images.decode(encoded, image_options, describe=("image_bytes",)),
+            tf.TensorSpec(image_options.input_shape, tf.float32),
+            outputs,
         )
-        described["image_bytes"] = {"image_bytes": "string [None]: JPEG, PNG, GIF or BMP bytes"}
     write_archive(archive, directory)
     names = ["probabilities", "decisions", "logits"]
     return {name: {"inputs": inputs, "outputs": names} for name, inputs in described.items()}
@@ -167,6 +160,20 @@ def guarded_logits(model, features, logits_shape) -> tf.Tensor:
         lambda: tf.cast(model(features, training=False), tf.float32),
         lambda: tf.zeros([0, *logits_shape]),
     )
+
+
+def add_image_bytes(archive, described: dict, decode, image: tf.TensorSpec, outputs) -> None:
+    """The `image_bytes` signature: a [None] string batch of encoded images, each decoded
+    by `decode` to `image` (as evaluation decodes them), then `outputs` of the batch."""
+
+    def image_bytes(image_bytes):
+        decoded = tf.map_fn(decode, image_bytes, fn_output_signature=image)
+        return outputs(decoded)
+
+    archive.add_endpoint(
+        "image_bytes", image_bytes, input_signature=[tf.TensorSpec([None], tf.string)]
+    )
+    described["image_bytes"] = {"image_bytes": "string [None]: JPEG, PNG, GIF or BMP bytes"}
 
 
 def write_archive(archive, directory: str) -> None:

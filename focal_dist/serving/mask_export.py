@@ -25,7 +25,13 @@ import os
 import tensorflow as tf
 
 from focal_dist import atomic_files
-from focal_dist.serving.export import DEPLOY_JSON, feature_spec, guarded_logits, write_archive
+from focal_dist.serving.export import (
+    DEPLOY_JSON,
+    add_image_bytes,
+    feature_spec,
+    guarded_logits,
+    write_archive,
+)
 
 LABEL_MODE = "per_pixel"  # deploy.json's label_mode: a class id per pixel
 OUTPUTS = ["probabilities", "decisions", "logits"]
@@ -78,22 +84,15 @@ def export_mask_model(model, *, directory: str, num_classes: int, mask_options=N
     if mask_options is not None:
         from focal_dist.data import masks
 
-        image = tf.TensorSpec(mask_options.image.input_shape, tf.float32)
-
-        def image_bytes(image_bytes):
-            decoded = tf.map_fn(
-                lambda encoded: masks.decode_image(
-                    encoded, mask_options.image, describe=("image_bytes",)
-                )[0],
-                image_bytes,
-                fn_output_signature=image,
-            )
-            return outputs(decoded)
-
-        archive.add_endpoint(
-            "image_bytes", image_bytes, input_signature=[tf.TensorSpec([None], tf.string)]
+        add_image_bytes(
+            archive,
+            described,
+            lambda encoded: masks.decode_image(
+                encoded, mask_options.image, describe=("image_bytes",)
+            )[0],
+            tf.TensorSpec(mask_options.image.input_shape, tf.float32),
+            outputs,
         )
-        described["image_bytes"] = {"image_bytes": "string [None]: JPEG, PNG, GIF or BMP bytes"}
     write_archive(archive, directory)
     return {name: {"inputs": inputs, "outputs": OUTPUTS} for name, inputs in described.items()}
 
