@@ -200,13 +200,17 @@ def write_deploy_json(
     """Writes `<directory>/deploy.json` atomically: what a deployment needs to know.
 
     `decision` is a `threshold.Decision` (binary, multi_label) or None (argmax);
+    `class_names` one per output, or a binary output's two (label 0's, then label 1's);
     `config` a ConfigDict or a dict; `signatures` what `export_saved_model` returned.
     """
     if calibration.label_mode != "sparse" and decision is None:
         raise ValueError(f"{calibration.label_mode} outputs need a decision (thresholds)")
-    if class_names is not None and len(class_names) != calibration.num_outputs:
+    # One name per output; a binary output's two classes (label 0, then label 1) by name.
+    expected = 2 if calibration.label_mode == "binary" else calibration.num_outputs
+    if class_names is not None and len(class_names) != expected:
         raise ValueError(
-            f"class_names has {len(class_names)} names for {calibration.num_outputs} outputs"
+            f"class_names has {len(class_names)} names; {calibration.label_mode} outputs "
+            f"({calibration.num_outputs}) need {expected}"
         )
     if config is not None and hasattr(config, "to_json"):
         config = json.loads(config.to_json())

@@ -1,5 +1,6 @@
 """Training on real PNG and JPEG files, in folders and in TFRecords, on three backends."""
 
+import json
 import subprocess
 import sys
 
@@ -96,3 +97,30 @@ def test_multi_label_tfrecord_images_train_with_lists_of_labels(tmp_path):
     )
     assert summary["eval"]["num_examples"] == NUM_IMAGES
     assert "pr_auc/class_3" in summary["eval"]
+
+
+def test_a_binary_folder_of_two_classes_exports_both_names_and_scores_a_flat_folder(tmp_path):
+    # A screening user's layout: negatives/ and positives/ for training, then new images
+    # in one flat folder for batch prediction.
+    train = fx.write_image_folder(tmp_path / "train", counts=(6, 4), names=("benign", "lesion"))
+    _, summary = _train(
+        tmp_path,
+        "default",
+        {"task.name": "binary", "task.num_classes": 1, "data.path": str(train)},
+    )
+    deploy = json.loads((tmp_path / "run" / "export" / "deploy.json").read_text())
+    assert deploy["class_names"] == ["benign", "lesion"]
+    assert deploy["num_outputs"] == 1
+    flat = tmp_path / "new"
+    flat.mkdir()
+    sources = sorted((train / "lesion").iterdir()) + sorted((train / "benign").iterdir())[:3]
+    for i, path in enumerate(sources):
+        (flat / f"{i}{path.suffix}").write_bytes(path.read_bytes())
+    command = [sys.executable, "-m", "focal_dist.predict", f"--workdir={tmp_path / 'run'}"]
+    runs.run([*command, f"--data={flat}", f"--output={tmp_path / 'scores'}"])
+    rows = [
+        line.split(",")
+        for part in sorted((tmp_path / "scores").glob("part-*.csv"))
+        for line in part.read_text().splitlines()[1:]
+    ]
+    assert sorted(row[0] for row in rows) == sorted(str(flat / p.name) for p in flat.iterdir())
