@@ -209,8 +209,8 @@ def write_deploy_json(
     expected = 2 if calibration.label_mode == "binary" else calibration.num_outputs
     if class_names is not None and len(class_names) != expected:
         raise ValueError(
-            f"class_names has {len(class_names)} names; {calibration.label_mode} outputs "
-            f"({calibration.num_outputs}) need {expected}"
+            f"class_names has {len(class_names)} names for {calibration.num_outputs} outputs "
+            f"({calibration.label_mode}); expected {expected}"
         )
     if config is not None and hasattr(config, "to_json"):
         config = json.loads(config.to_json())
