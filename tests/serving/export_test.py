@@ -1,10 +1,6 @@
 """The SavedModel as TF Serving loads it: a fresh process with TensorFlow alone calls
 every signature; probabilities equal the Keras model plus calibration to 1e-6."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,7 +9,6 @@ from focal_dist.data.images import ImageOptions, decode
 from focal_dist.serving import ExampleSpec, export_saved_model
 from tests.serving import fresh_process, models
 
-BIN = Path(sys.executable).parent
 NUM_ROWS = 64
 
 
@@ -179,14 +174,7 @@ def test_an_empty_request_gets_empty_outputs_without_running_the_convolution(exp
 
 def test_saved_model_cli_shows_every_signature_with_its_inputs_and_outputs(exports):
     _, cases, _ = exports
-    shown = subprocess.run(
-        [str(BIN / "saved_model_cli"), "show", "--dir", cases["images"]["directory"], "--all"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shown.returncode == 0, shown.stderr[-2000:]
-    text = shown.stdout
+    text = fresh_process.saved_model_cli_show(cases["images"]["directory"])
     for piece in (
         "signature_def['serving_default']",
         "signature_def['image_bytes']",

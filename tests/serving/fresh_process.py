@@ -31,3 +31,22 @@ def serve(root: Path, jobs: list[dict]) -> list[str]:
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads((root / "jobs.json.modules.json").read_text())["modules"]
+
+
+def saved_model_cli_show(directory) -> str:
+    """`saved_model_cli show --all --dir directory`, as a deployer inspects an export:
+    its output, after asserting that it exited 0."""
+    shown = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "saved_model_cli"),
+            "show",
+            "--all",
+            "--dir",
+            str(directory),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    return shown.stdout

@@ -7,8 +7,6 @@ Keras model's argmax resized back to the image's own size."""
 import base64
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,13 +136,7 @@ def test_tensorflow_alone_serves_per_pixel_softmax_and_argmax_from_tensors_and_b
     assert deploy["calibration"]["method"] == "none"
     assert "identity" in deploy["calibration"]["formula"]
     assert sorted(deploy["saved_model"]["signatures"]) == ["image_bytes", "serving_default"]
-    shown = subprocess.run(
-        [str(Path(sys.executable).parent / "saved_model_cli"), "show", "--all", "--dir", directory],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shown.returncode == 0, shown.stderr[-2000:]
+    shown = fresh_process.saved_model_cli_show(directory)
     for piece in (
         "signature_def['serving_default']",
         "signature_def['image_bytes']",
@@ -152,7 +144,7 @@ def test_tensorflow_alone_serves_per_pixel_softmax_and_argmax_from_tensors_and_b
         f"shape: (-1, {SIZE}, {SIZE})",
         "outputs['decisions']",
     ):
-        assert piece in shown.stdout, shown.stdout[-3000:]
+        assert piece in shown, shown[-3000:]
 
 
 def _predict(distribution, workdir, data, output, source=None):

@@ -3,9 +3,6 @@ training never saw, a threshold chosen there, both inside a SavedModel that Tens
 alone serves, and their effect reported on the eval split."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,19 +131,7 @@ def test_tensorflow_alone_serves_calibrated_probabilities_and_decisions(trained,
     np.testing.assert_allclose(from_example["probabilities"][0], expected[0], atol=1e-6)
     deploy = json.loads((trained / "export" / "deploy.json").read_text())
     assert deploy["calibration"]["scale"] == parameters["scale"]
-    shown = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "saved_model_cli"),
-            "show",
-            "--all",
-            "--dir",
-            str(trained / "export" / "saved_model"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shown.returncode == 0, shown.stderr[-2000:]
+    shown = fresh_process.saved_model_cli_show(trained / "export" / "saved_model")
     for piece in (
         "signature_def['serving_default']",
         "outputs['probabilities']",
@@ -154,7 +139,7 @@ def test_tensorflow_alone_serves_calibrated_probabilities_and_decisions(trained,
         "outputs['logits']",
         "signature_def['examples']",
     ):
-        assert piece in shown.stdout
+        assert piece in shown
 
 
 def test_without_a_calibration_split_the_export_is_uncalibrated_and_says_so(tmp_path):
