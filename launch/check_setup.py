@@ -24,42 +24,33 @@ def _version(distribution: str) -> str:
         return "(version unknown)"
 
 
+def _pinned(distribution: str) -> str:
+    """`name==version` as constraints.txt pins it (the hint for a missing package)."""
+    constraints = os.path.join(os.path.dirname(__file__), "..", "constraints.txt")
+    with open(constraints) as lines:
+        for line in lines:
+            if line.split("==")[0].strip().lower() == distribution.lower():
+                return line.strip()
+    return distribution
+
+
 def _check_imports(problems: list[str]) -> None:
-    for module, distribution, hint in [
-        ("tensorflow", "tensorflow-cpu", "tensorflow-cpu==2.17.1 (constraints.txt)"),
-        ("keras", "keras", "keras 3 (constraints.txt)"),
-        ("absl", "absl-py", "absl-py"),
-        ("ml_collections", "ml-collections", "ml-collections"),
-        ("tensorboard", "tensorboard", "tensorboard==2.17.1"),
-        (
-            "tensorboard_plugin_profile",
-            "tensorboard-plugin-profile",
-            "tensorboard-plugin-profile==2.17.0 (Profile tab)",
-        ),
+    for module, distribution in [
+        ("tensorflow", "tensorflow-cpu"),
+        ("keras", "keras"),
+        ("numpy", "numpy"),
+        ("absl", "absl-py"),
+        ("ml_collections", "ml-collections"),
+        ("tensorboard", "tensorboard"),
+        ("tensorboard_plugin_profile", "tensorboard-plugin-profile"),
+        ("pyarrow.parquet", "pyarrow"),
+        ("pydicom", "pydicom"),
     ]:
         try:
             importlib.import_module(module)
             print(f"ok   {module} {_version(distribution)}")
         except Exception as exc:
-            problems.append(f"{module} does not import ({exc}); install {hint}")
-
-
-def _check_tensorflow_io(problems: list[str]) -> None:
-    try:
-        import tensorflow_io as tfio
-
-        # Touching the Parquet reader loads tensorflow-io's kernels (the .so that fails on
-        # TF >= 2.18), not just the Python package.
-        assert callable(tfio.IODataset.from_parquet)
-        from tensorflow_io.python.ops import core_ops
-
-        assert callable(core_ops.io_parquet_readable_info)
-        print(f"ok   tensorflow_io {tfio.__version__} (Parquet reader loads)")
-    except Exception as exc:
-        problems.append(
-            f"tensorflow-io's Parquet reader does not load ({exc!r}); it needs "
-            "tensorflow-io==0.37.1 on tensorflow 2.17"
-        )
+            problems.append(f"{module} does not import ({exc}); install {_pinned(distribution)}")
 
 
 def _check_horovod(problems: list[str]) -> None:
@@ -83,7 +74,6 @@ def _check_horovod(problems: list[str]) -> None:
 def main() -> int:
     problems: list[str] = []
     _check_imports(problems)
-    _check_tensorflow_io(problems)
     _check_horovod(problems)
     for problem in problems:
         print(f"MISSING {problem}", file=sys.stderr)
