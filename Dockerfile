@@ -3,9 +3,12 @@
 # MPI operator. Build: `make image` (docs/operations.md, "The image").
 #
 #   CPU (default):  --build-arg BASE=debian:bookworm
-#   GPU:            --build-arg BASE=nvidia/cuda:12.3.2-devel-ubuntu22.04
+#   GPU:            --build-arg BASE=nvidia/cuda:12.5.1-devel-ubuntu22.04
 #                   --build-arg TF_PACKAGE='tensorflow[and-cuda]'
-#                   --build-arg HOROVOD_GPU_OPERATIONS=NCCL
+# On the GPU image TensorFlow computes on the GPU and Horovod's collectives run on the
+# host (Gloo/MPI): Horovod 0.28.1 with NCCL does not compile against TF >= 2.19, and
+# `HOROVOD_GPU_OPERATIONS=NCCL` is refused by launch/build_horovod.sh with the reason
+# (docs/operations.md, "Horovod on GPUs").
 # The `smoke` stage trains a few steps with `horovodrun -np 2` while building (used by
 # `make test-slow`, where `podman run` is not available).
 ARG BASE=debian:bookworm
@@ -45,7 +48,7 @@ WORKDIR /app
 # Only what `make setup` reads, so that code changes do not rebuild TensorFlow and Horovod
 # (setup.cfg's long_description names README.md; its text does not matter here).
 COPY Makefile constraints.txt setup.cfg pyproject.toml ./
-COPY launch/check_setup.py launch/
+COPY launch/check_setup.py launch/build_horovod.sh launch/
 COPY focal_dist/__init__.py focal_dist/
 RUN if [ -z "${PIP_CERT}" ]; then unset PIP_CERT; fi \
     && touch README.md \

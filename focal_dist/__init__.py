@@ -3,4 +3,4 @@
 Importing the package does not import TensorFlow; import `focal_dist.losses` and friends.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

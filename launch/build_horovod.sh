@@ -22,22 +22,30 @@ version=0.28.1
 pip=("$bin/python" -m pip --disable-pip-version-check)
 cache=${HOROVOD_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/focal_dist/horovod}
 
+tf_version=$("$bin/python" -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null) || {
+    echo "horovod: TensorFlow does not import from $bin; install it first" >&2
+    exit 1
+}
+gpu_ops=${HOROVOD_GPU_OPERATIONS:-}
+tf_minor=$(echo "$tf_version" | cut -d. -f2)
+if [ -n "$gpu_ops" ] && [ "$(echo "$tf_version" | cut -d. -f1)" -ge 2 ] && [ "$tf_minor" -ge 19 ]; then
+    echo "horovod: HOROVOD_GPU_OPERATIONS=$gpu_ops is not buildable here: Horovod $version with" \
+        "NCCL does not compile against TensorFlow $tf_version (xla_mpi_ops.cc's XLA headers," \
+        "absl::StatusOr, AsGpuStreamValue; conda-forge's horovod feedstock carries the patches)." \
+        "Build without it (collectives run on the host) or use TensorFlow <= 2.18." >&2
+    exit 1
+fi
 if "$bin/python" -c 'import horovod.tensorflow' 2>/dev/null; then
     echo "horovod: already built against this venv's TensorFlow"
     exit 0
 fi
 
-tf_version=$("$bin/python" -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null) || {
-    echo "horovod: TensorFlow does not import from $bin; install it first" >&2
-    exit 1
-}
 if command -v mpicxx >/dev/null; then
     controllers=gloo-mpi; mpi=HOROVOD_WITH_MPI=1
 else
     controllers=gloo; mpi=HOROVOD_WITHOUT_MPI=1
     echo "horovod: no mpicxx, building with Gloo only (install openmpi-bin libopenmpi-dev for MPI)"
 fi
-gpu_ops=${HOROVOD_GPU_OPERATIONS:-}
 key="horovod-$version-tf$tf_version-$controllers${gpu_ops:+-$gpu_ops}-py$("$bin/python" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
 wheel_dir="$cache/$key"
 
