@@ -119,32 +119,19 @@ while true; do
     wait "${runner}" && status=0 || status=$?
     kill -0 "${runner}" 2>/dev/null || break
 done
-codes=() preempted=0 failed="" lost=""
-for ((rank = 0; rank < np; rank++)); do
-    code="$(cat "${FOCAL_DIST_STATUS_DIR}/rank-${rank}" 2>/dev/null || echo lost)"
-    codes+=("rank ${rank}: ${code}")
-    case "${code}" in
-        0) ;;
-        143) preempted=1 ;;
-        lost) lost="${lost:-rank ${rank} was lost (no exit status: its process, host or launcher died)}" ;;
-        *)
-            if [[ -z "${failed}" ]]; then
-                failed="rank ${rank} exited with status ${code}"
-                ((code > 128)) && failed+=" (killed by SIG$(kill -l $((code - 128))))"
-            fi
-            ;;
-    esac
-done
+report="$("${root}/launch/rank_status.sh" "${FOCAL_DIST_STATUS_DIR}" "${np}")"
+failed="$(sed -n 's/^failed //p' <<<"${report}")"
+preempted="$(sed -n 's/^preempted //p' <<<"${report}")"
+codes="$(sed -n 's/^codes //p' <<<"${report}")"
 rm -rf "${FOCAL_DIST_STATUS_DIR}"
 rmdir "$(dirname "${FOCAL_DIST_STATUS_DIR}")" 2>/dev/null || true
-failed="${failed:-${lost}}"
 if [[ -n "${failed}" ]]; then
-    echo "launch/horovod.sh: ${failed} [${codes[*]}]; horovodrun exited with status" \
+    echo "launch/horovod.sh: ${failed} [${codes}]; horovodrun exited with status" \
         "${status}; rerunning resumes from the last checkpoint in ${workdir}/checkpoints" >&2
     ((status != 0)) || status=1
     exit "${status}"
 fi
-if ((preempted)); then
+if [[ "${preempted}" == 1 ]]; then
     echo "launch/horovod.sh: stopped with a checkpoint in ${workdir}; exiting 143 (rerun to resume)" >&2
     exit 143
 fi
