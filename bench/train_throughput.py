@@ -29,6 +29,7 @@ binary labels: the decoded, augmented images are cached once and both loops read
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -73,6 +74,7 @@ flags.DEFINE_integer("image_size", 32, "--data=images: side of the resized image
 flags.DEFINE_integer("num_images", 2048, "--data=images: images written and cached.")
 flags.DEFINE_string("data_dir", "/tmp/focal_dist_bench", "--data=images: where they are.")
 flags.DEFINE_list("strategies", ["default", "mirrored"], "default and/or mirrored (x2).")
+flags.DEFINE_string("results", None, "Also write the table's cells (examples/s) to this JSON file.")
 flags.DEFINE_list(
     "inputs",
     ["same", "task"],
@@ -224,6 +226,7 @@ def main(argv):
         flush=True,
     )
     examples = in_memory_examples()
+    cells = []
     for name in FLAGS.strategies:
         backend = get_backend(name, **({"num_cpu_devices": 2} if name == "mirrored" else {}))
         fit_jit = FLAGS.xla and name == "default"
@@ -243,6 +246,22 @@ def main(argv):
                 f"{oursk:,.0f} | {oursk / fitk:.2f}x |",
                 flush=True,
             )
+            cells.append(
+                {
+                    "strategy": name,
+                    "inputs": input_name,
+                    "k": k,
+                    "xla": FLAGS.xla,
+                    "fit_jit": fit_jit,
+                    "fit_1": fit1,
+                    "ours_1": ours1,
+                    "fit_k": fitk,
+                    "ours_k": oursk,
+                }
+            )
+    if FLAGS.results:
+        with open(FLAGS.results, "w") as handle:
+            json.dump(cells, handle, indent=1)
     print(f"load average after: {os.getloadavg()[0]:.1f}", flush=True)
 
 

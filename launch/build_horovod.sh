@@ -46,7 +46,14 @@ else
     controllers=gloo; mpi=HOROVOD_WITHOUT_MPI=1
     echo "horovod: no mpicxx, building with Gloo only (install openmpi-bin libopenmpi-dev for MPI)"
 fi
-key="horovod-$version-tf$tf_version-$controllers${gpu_ops:+-$gpu_ops}-py$("$bin/python" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
+# tensorflow and tensorflow-cpu of one release are different builds: each gets its wheel.
+tf_dist=$("$bin/python" -c 'import importlib.metadata as m
+for d in ("tensorflow", "tensorflow-cpu"):
+    try:
+        m.version(d); print(d); break
+    except m.PackageNotFoundError:
+        pass')
+key="horovod-$version-$tf_dist-$tf_version-$controllers${gpu_ops:+-$gpu_ops}-py$("$bin/python" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
 wheel_dir="$cache/$key"
 
 if ! ls "$wheel_dir"/horovod-*.whl >/dev/null 2>&1; then

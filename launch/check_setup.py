@@ -18,10 +18,20 @@ FIX = "remove .venv/.focal_dist-setup and run `make setup` again"
 
 def _version(distribution: str) -> str:
     """The installed version of a pip distribution (modules such as absl have none)."""
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "(version unknown)"
+    # TensorFlow is `tensorflow-cpu` here and `tensorflow` in a GPU venv.
+    names = (
+        ("tensorflow-cpu", "tensorflow") if distribution == "tensorflow-cpu" else (distribution,)
+    )
+    for name in names:
+        try:
+            return (
+                f"{importlib.metadata.version(name)} ({name})"
+                if len(names) > 1
+                else (importlib.metadata.version(name))
+            )
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "(version unknown)"
 
 
 def _pinned(distribution: str) -> str:
