@@ -35,13 +35,13 @@ COUNTS = ("true", "detected", "predicted", "predicted_true", "false_positives", 
 HISTOGRAM_ROWS = ("true_by_detecting_size", "predicted_true_by_size", "false_by_size")
 
 
-def _per_component(labels, values, reduce):
-    """[B, H W + 1]: `reduce` (segment max or sum) of int32 `values` [B, H, W] over each
-    component, by its label; slot 0 (background) is unused."""
+def _per_component_max(labels, values):
+    """[B, H W + 1]: the maximum of int32 `values` [B, H, W] (>= 0) over each component,
+    by its label; 0 for a label no pixel carries; slot 0 gathers the background."""
     shape = tf.shape(labels)
     batch, slots = shape[0], shape[1] * shape[2] + 1
     segments = tf.reshape(labels + tf.range(batch)[:, None, None] * slots, [-1])
-    reduced = reduce(tf.reshape(values, [-1]), segments, batch * slots)
+    reduced = tf.math.unsorted_segment_max(tf.reshape(values, [-1]), segments, batch * slots)
     return tf.reshape(tf.maximum(reduced, 0), [batch, slots])  # empty segments: 0
 
 
@@ -69,18 +69,17 @@ def _tables(truth, prediction, num_classes: int, ignore_label):
     valid = tf.ones_like(truth, tf.bool) if ignore_label is None else truth != ignore_label
     predicted_valid = predicted_masks & valid[:, None]
 
-    def table(labels, values, reduce):
-        result = _per_component(
-            tf.reshape(labels, flat), tf.reshape(tf.cast(values, tf.int32), flat), reduce
+    def table(labels, values):
+        result = _per_component_max(
+            tf.reshape(labels, flat), tf.reshape(tf.cast(values, tf.int32), flat)
         )
         return tf.reshape(result, [shape[0], classes, -1])
 
-    segment_max = tf.math.unsorted_segment_max
-    true_size = table(true_labels, true_sizes, segment_max)
-    detecting_size = table(true_labels, touching_size, segment_max)
-    counted = table(predicted_labels, predicted_valid, segment_max) > 0
-    predicted_size = tf.where(counted, table(predicted_labels, predicted_sizes, segment_max), 0)
-    touches = table(predicted_labels, overlap, segment_max) > 0
+    true_size = table(true_labels, true_sizes)
+    detecting_size = table(true_labels, touching_size)
+    counted = table(predicted_labels, predicted_valid) > 0
+    predicted_size = tf.where(counted, table(predicted_labels, predicted_sizes), 0)
+    touches = table(predicted_labels, overlap) > 0
     return true_size, detecting_size, predicted_size, touches
 
 
