@@ -173,7 +173,8 @@ def sliding_window_logits(
         ),
         parallel_iterations=1,
     )
-    blended = finished.concat()  # [H', W', K], each row written once
+    # [H', W', K], each row written once; the shape is lost in the TensorArray.
+    blended = tf.ensure_shape(finished.concat(), [None, None, num_classes])
     return blended[pad_top : pad_top + height, pad_left : pad_left + width]
 
 

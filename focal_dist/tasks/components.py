@@ -113,6 +113,8 @@ def remove_small_components(mask, min_pixels, num_classes: int) -> tf.Tensor:
     keeps everything.
     """
     mask = tf.convert_to_tensor(mask)
+    if mask.shape.rank not in (2, 3):
+        raise ValueError(f"mask must be class ids [H, W] or [B, H, W]; got shape {mask.shape}")
     single = mask.shape.rank == 2
     batched = mask[None] if single else mask
     shape = tf.shape(batched)

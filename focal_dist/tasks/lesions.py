@@ -51,6 +51,11 @@ def _tables(truth, prediction, num_classes: int, ignore_label):
     whether each predicted component touches a true one."""
     truth = tf.convert_to_tensor(truth)
     prediction = tf.convert_to_tensor(prediction)
+    if truth.shape.rank not in (2, 3) or prediction.shape.rank != truth.shape.rank:
+        raise ValueError(
+            "truth and prediction must be class ids of one rank, [H, W] or [B, H, W]; got "
+            f"shapes {truth.shape} and {prediction.shape}"
+        )
     if truth.shape.rank == 2:
         truth, prediction = truth[None], prediction[None]
     shape = tf.shape(truth)

@@ -151,6 +151,12 @@ def test_model_sees_the_number_of_windows_of_the_grid(overlap, expected):
         input_signature=[tf.TensorSpec([None, None, 1])],
     )
     infer(tf.zeros([1000, 700, 1]))
+    # The static shape survives the graph, so argmax and the component filter know it.
+    assert infer.get_concrete_function().structured_outputs.shape.as_list() == [
+        None,
+        None,
+        NUM_CLASSES,
+    ]
     assert int(seen.numpy()) == expected
     rows, columns = (8, 6) if overlap == 0 else (15, 10)
     assert int(calls.numpy()) == rows * math.ceil(columns / 7)  # batches within a row
