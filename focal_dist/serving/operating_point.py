@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from focal_dist.serving import _shards
+from focal_dist.serving.recall_bound import RecallBound
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,22 +26,27 @@ class OperatingPoint:
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    """The target and one operating point per output."""
+    """The target and one operating point per output; with `decision.confidence`, the
+    recall bound each point rests on."""
 
     target: str
     points: tuple[OperatingPoint, ...]
+    recall_bounds: tuple[RecallBound, ...] | None = None
 
     @property
     def thresholds(self) -> tuple[float, ...]:
         return tuple(p.threshold for p in self.points)
 
     def to_dict(self) -> dict:
-        return {
+        document = {
             "target": self.target,
             "rule": "probability >= threshold",
             "thresholds": list(self.thresholds),
             "points": [dataclasses.asdict(p) for p in self.points],
         }
+        if self.recall_bounds is not None:
+            document["recall_bounds"] = [dataclasses.asdict(b) for b in self.recall_bounds]
+        return document
 
 
 def rates(tp, fp, positives, weights):

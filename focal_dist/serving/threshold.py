@@ -12,7 +12,9 @@ becomes s_j). A midpoint keeps every calibration example on the side it was coun
 on when the served graph recomputes its probability in float32, unless two scores
 are closer than float32's rounding. `targets.parse_target` says how j is chosen;
 ties in F1 or cost go to the higher threshold (fewer alarms); "at least R" allows a
-relative 1e-12 so that 90 of 100 reach 0.9.
+relative 1e-12 so that 90 of 100 reach 0.9. With `confidence` (decision.confidence),
+"recall:R" takes the highest threshold whose Clopper-Pearson lower bound of recall
+reaches R (serving/recall_bound.py), and the Decision records the bound.
 
 Exactness over workers: F1 and cost need the whole ordering of scores, so every
 worker places its scores and labels at its offset in a zero array [2, N, C] and one
@@ -33,6 +35,12 @@ from focal_dist.distribute.resolve import resolve_backend
 from focal_dist.serving import _shards
 from focal_dist.serving.evaluation import evaluate_thresholds
 from focal_dist.serving.operating_point import Decision, OperatingPoint, binary_split, rates
+from focal_dist.serving.recall_bound import (
+    RecallBound,
+    TooFewPositives,
+    detections_needed,
+    recall_lower_bound,
+)
 from focal_dist.serving.targets import Target, parse_target
 
 _REACH = 1 - 1e-12
@@ -46,7 +54,17 @@ class ThresholdError(ValueError):
         self.output, self.best = output, best
 
 
-def _select(scores, labels, target: Target, weights, output: int) -> OperatingPoint:
+def _needed(positives: float, target: Target, confidence, output: int) -> float:
+    """The true positives "recall:R" needs: R n, or k* with decision.confidence."""
+    if confidence is None:
+        return target.value * positives * _REACH
+    try:
+        return detections_needed(round(positives), target.value, confidence=confidence)
+    except TooFewPositives as error:
+        raise ThresholdError(f"output {output}: {error}", output=output) from error
+
+
+def _select(scores, labels, target: Target, weights, output: int, confidence=None):
     order = np.argsort(-scores, kind="stable")
     scores, labels = scores[order], labels[order]
     ends = np.append(np.flatnonzero(np.diff(scores) != 0), len(scores) - 1)
@@ -68,7 +86,7 @@ def _select(scores, labels, target: Target, weights, output: int) -> OperatingPo
     if kind == "f1":
         j = 1 + int(np.argmax(f1[1:]))
     elif kind == "recall":
-        j = int(np.flatnonzero(tp >= value * positives * _REACH)[0])
+        j = int(np.flatnonzero(tp >= _needed(positives, target, confidence, output))[0])
     elif kind == "precision":
         reach = np.flatnonzero(precision[1:] >= value * _REACH)
         if not len(reach):
@@ -99,7 +117,7 @@ def _select(scores, labels, target: Target, weights, output: int) -> OperatingPo
 
 
 def choose_threshold(
-    probabilities, labels, *, target, backend, prevalence_weights=None
+    probabilities, labels, *, target, backend, prevalence_weights=None, confidence=None
 ) -> Decision:
     """The threshold per output for `target` on every worker's shard of the split.
 
@@ -109,6 +127,8 @@ def choose_threshold(
       target: a `decision.target` string or `Target`.
       backend: a `focal_dist.distribute.Backend`; each example on exactly one worker.
       prevalence_weights: None or [2, C] (negative, positive) weights of the counts.
+      confidence: `decision.confidence` for "recall:R": the highest threshold whose
+        Clopper-Pearson lower bound of recall reaches R (serving/recall_bound.py).
 
     Returns:
       The same Decision on every worker (two sums over workers; one for threshold:T).
@@ -117,6 +137,11 @@ def choose_threshold(
       ThresholdError: an output cannot reach the target (with the best value).
     """
     target = parse_target(target)
+    if confidence is not None and target.kind != "recall":
+        raise ValueError(
+            f"decision.confidence bounds a recall:R target; got {confidence!r} with "
+            f"decision.target {target}"
+        )
     backend = resolve_backend(backend)
     if target.kind == "threshold":
         width = 1 if np.ndim(probabilities) == 1 else np.shape(probabilities)[1]
@@ -142,7 +167,21 @@ def choose_threshold(
     whole[0, rows], whole[1, rows] = split.values, split.labels
     whole = _shards.sum_over_workers(backend, whole)
     points = tuple(
-        _select(whole[0, :, c], whole[1, :, c], target, weights[:, c], c)
+        _select(whole[0, :, c], whole[1, :, c], target, weights[:, c], c, confidence)
         for c in range(num_outputs)
     )
-    return Decision(str(target), points)
+    if confidence is None:
+        return Decision(str(target), points)
+    return Decision(str(target), points, tuple(_bound(p, target, confidence) for p in points))
+
+
+def _bound(point: OperatingPoint, target: Target, confidence: float) -> RecallBound:
+    positives = point.true_positives + point.false_negatives
+    return RecallBound(
+        target=target.value,
+        confidence=float(confidence),
+        positives=positives,
+        detections_needed=detections_needed(positives, target.value, confidence=confidence),
+        detected=point.true_positives,
+        lower_bound=recall_lower_bound(point.true_positives, positives, confidence=confidence),
+    )
