@@ -22,9 +22,7 @@ Goals from the issue: pipeline >= 0.9x plain, histogram >= 0.8x plain.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -34,6 +32,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(__file__))
 import image_files
+import side_by_side
 
 from focal_dist import class_weights
 from focal_dist.configs import images as images_config
@@ -119,38 +118,6 @@ def count(dataset):
     return dataset.reduce(tf.constant(0, tf.int64), lambda n, y: n + tf.reduce_sum(y))
 
 
-def rates(work: dict, per_pass: int) -> dict:
-    """Per method: (median items/s, median CPU µs per item) over --repeats passes.
-
-    The methods take turns, starting with a different one each round, so drift in the
-    machine's speed (other tenants, clocks) falls on all of them alike. CPU time of the
-    whole process (tf.data's threads included) is the less noisy of the two figures.
-    """
-    names = list(work)
-    wall, cpu = {n: [] for n in names}, {n: [] for n in names}
-    for round_ in range(FLAGS.repeats):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            work[name]()
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    return {
-        n: (per_pass / statistics.median(wall[n]), 1e6 * statistics.median(cpu[n]) / per_pass)
-        for n in names
-    }
-
-
-def report(label: str, unit: str, result: dict, goal: float) -> None:
-    (ours, ours_cpu), (plain, plain_cpu) = result["ours"], result["plain"]
-    print(
-        f"{label} {unit}/s: ours {ours:,.0f}  plain {plain:,.0f}  ours/plain {ours / plain:.2f}x"
-        f" | CPU µs per item: ours {ours_cpu:.1f}  plain {plain_cpu:.1f}  plain/ours "
-        f"{plain_cpu / ours_cpu:.2f}x (goal >= {goal}x)",
-        flush=True,
-    )
-
-
 def main(argv):
     del argv
     pattern = image_files.write(FLAGS.data_dir, FLAGS.num_images)
@@ -165,11 +132,12 @@ def main(argv):
         f"{FLAGS.num_images} JPEGs 96x96 -> {FLAGS.image_size}x{FLAGS.image_size}, batch "
         f"{FLAGS.batch_size}; load average {os.getloadavg()[0]:.1f}"
     )
-    result = rates(
+    result = side_by_side.rates(
         {"ours": lambda: drain(ours_ds, batches), "plain": lambda: drain(plain_ds, batches)},
         batches * FLAGS.batch_size,
+        FLAGS.repeats,
     )
-    report("pipeline  ", "images", result, 0.9)
+    side_by_side.report("pipeline  ", "images", result, 0.9)
 
     pattern = image_files.write(FLAGS.data_dir, FLAGS.histogram_images)
     task = task_for(pattern)
@@ -183,11 +151,12 @@ def main(argv):
         assert result.num_examples == FLAGS.histogram_images
 
     assert int(count(plain_labels(pattern))) == expected.sum()
-    result = rates(
+    result = side_by_side.rates(
         {"ours": histogram, "plain": lambda: count(plain_labels(pattern)).numpy()},
         FLAGS.histogram_images,
+        FLAGS.repeats,
     )
-    report("histogram ", "labels", result, 0.8)
+    side_by_side.report("histogram ", "labels", result, 0.8)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

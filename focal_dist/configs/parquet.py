@@ -1,4 +1,4 @@
-"""Binary labels from Parquet files read by tensorflow-io: `label` plus numeric columns.
+"""Binary labels from Parquet files read with pyarrow: `label` plus numeric columns.
 
     python -m focal_dist.train --config=configs/parquet.py --workdir=runs/parquet \
         --config.data.path='train-*.parquet'
@@ -6,6 +6,7 @@
 The number of features is read from the schema (every column but the label columns);
 a `data.num_features` other than 0 must match it. A NaN or inf value, or a label
 outside the task's range, stops the run naming the file, the column and the row.
+Needs pyarrow: `pip install 'focal-dist[parquet]'` (docs/data.md, "Parquet").
 """
 
 from focal_dist.configs import default
