@@ -10,15 +10,22 @@ ratio. Two tables:
   the goal is >= 0.9x at 2^22 elements with XLA).
 
 Timings are noisy on a shared 2-core machine: run it on a quiet one and read the ratios.
+`--count_ops` prints instead what XLA compiles for each row (the optimized HLO of the same
+step), which does not depend on the machine's load: per element, how many exp, log,
+log1p, divide and power instructions run, and how many element-sized buffers pass
+between fusions (each one a write and at least one read of the whole tensor).
 
     .venv/bin/python bench/loss_throughput.py [--sizes=16,20,22] [--repeats=20]
-        [--tables=keras,variants] [--modes=graph,xla]
+        [--tables=keras,variants] [--modes=graph,xla] [--variants=asl,"asl detach"]
+    .venv/bin/python bench/loss_throughput.py --tables=variants --sizes=22 --count_ops
     .venv/bin/python bench/loss_throughput.py --sizes=10 --repeats=1   # a smoke run
 """
 
 from __future__ import annotations
 
+import collections
 import os
+import re
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,6 +44,8 @@ flags.DEFINE_integer("num_classes", 8, "Size of the class axis.")
 flags.DEFINE_float("gamma", 2.0, "Focusing parameter for both implementations.")
 flags.DEFINE_list("tables", ["keras", "variants"], "Which tables to print: keras, variants.")
 flags.DEFINE_list("modes", ["graph", "xla"], "graph (tf.function) and/or xla (jit_compile).")
+flags.DEFINE_list("variants", None, "Rows of the variants table to run (default: all).")
+flags.DEFINE_bool("count_ops", False, "Print XLA's per-element op counts instead of timing.")
 
 LOSSES = {
     "binary": (
@@ -148,8 +157,44 @@ def _side_by_side(first_fn, second_fn, labels, logits, jit: bool):
     return min(first), min(second)
 
 
+# HLO opcodes XLA's fusion pass will not duplicate into a second consumer (its
+# IsExpensive): a transcendental or a division per element, and a buffer when shared.
+EXPENSIVE = ("exponential", "log", "log-plus-one", "divide", "power", "tanh", "logistic")
+
+
+def _op_counts(loss_fn, labels, logits):
+    """(expensive op -> count per element, element-sized buffers between fusions) under XLA."""
+    hlo = _step(loss_fn, True).experimental_get_compiler_ir(labels, logits)(stage="optimized_hlo")
+    dims = ",".join(str(d) for d in logits.shape)
+    element = re.escape(f"f32[{dims}]") + r"\{[0-9,]*\} "
+    counts = collections.Counter(re.findall(element + r"([a-z-]+)\(", hlo))
+    entry = hlo[hlo.index("\nENTRY") :]
+    # Every element-sized fusion output in the entry computation but the returned gradient.
+    buffers = len(re.findall(r"= " + element + "fusion\\(", entry)) - 1
+    return {op: counts[op] for op in EXPENSIVE if counts[op]}, buffers
+
+
+def _count_table(title, rows):
+    print(f"{'loss':<20}{'elements':>10}  expensive ops per element (intermediate buffers)")
+    references = set()
+    for name, kind, fn, reference_fn in rows:
+        for log2 in (int(s) for s in FLAGS.sizes):
+            labels, logits = _inputs(kind, 2**log2)
+            pairs = [(name, fn)]
+            if (kind, log2) not in references:  # the same baseline for every row of its kind
+                references.add((kind, log2))
+                pairs.append((f"{title} ({kind})", reference_fn))
+            for label, loss_fn in pairs:
+                ops, buffers = _op_counts(loss_fn, labels, logits)
+                listed = ", ".join(f"{op} {n}" for op, n in ops.items())
+                print(f"{label:<20}{'2^' + str(log2):>10}  {listed} ({buffers})", flush=True)
+    print()
+
+
 def _table(title, rows):
     """rows: (name, kind, fn, reference_fn); prints fn's and the reference's el/s and ratio."""
+    if FLAGS.count_ops:
+        return _count_table(title, rows)
     header = f"{'loss':<14}{'elements':>10}{'mode':>7}{'el/s':>12}{title + ' el/s':>16}{'ratio':>8}"
     print(header)
     print("-" * len(header))
@@ -177,7 +222,13 @@ def main(argv):
         rows = [(kind, kind, ours, theirs) for kind, (ours, theirs) in LOSSES.items()]
         _table("keras", rows)
     if "variants" in FLAGS.tables:
-        rows = [(name, kind, fn, _focal(kind)) for name, (kind, fn) in VARIANTS.items()]
+        names = FLAGS.variants or list(VARIANTS)
+        unknown = sorted(set(names) - set(VARIANTS))
+        if unknown:
+            raise app.UsageError(
+                f"--variants: unknown {unknown}, expected some of {list(VARIANTS)}"
+            )
+        rows = [(name, *VARIANTS[name], _focal(VARIANTS[name][0])) for name in names]
         _table("focal", rows)
 
 

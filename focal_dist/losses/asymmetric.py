@@ -10,82 +10,155 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from focal_dist.losses import _numerics, _validation
 
 
-def _log_q(p_m, log_one_minus_p, clip: float):
-    """log q, q = 1 - p_m = (1 - p) + clip, without cancellation and never log(0).
+def _exp_power(neg_log_x, exponent: float):
+    """x^exponent from -log x: 1.0 for exponent 0, else one exp (no division, no log)."""
+    return 1.0 if exponent == 0 else tf.exp(-exponent * neg_log_x)
 
-    Where p_m < 1/2, log1p(-p_m) is exact to p_m's digits; elsewhere q <= 1/2 and
-    log((1 - p) + clip) = logaddexp(log(1 - p), log clip) stays finite where 1 - p
-    underflows (or where clip is below 1 - p's resolution and p - clip rounds to 1).
+
+def _log_q_tiny_clip(softplus_pos, clip: float):
+    """log q = logaddexp(log(1 - p), log clip), for a clip below sqrt(float tiny).
+
+    There the sum (1 - p) + clip would underflow where both terms do (x > 87 in
+    float32), so it is taken in log space; log(clip) is Python's, finite for every clip.
     """
     log_clip = math.log(clip)
+    log_one_minus_p = -softplus_pos
     high = tf.maximum(log_one_minus_p, log_clip)
-    log_sum = high + tf.math.log1p(tf.exp(-tf.abs(log_one_minus_p - log_clip)))
-    small = p_m < 0.5
-    return tf.where(small, tf.math.log1p(-tf.where(small, p_m, 0.0)), log_sum)
+    return high + tf.math.log1p(tf.exp(-tf.abs(log_one_minus_p - log_clip)))
+
+
+def _asymmetric_slope(labels, x, e, *, gamma_pos, gamma_neg, clip, tiny_clip, detach_focusing):
+    """d l / d x from x and e = exp(-|x|) alone, in forms of its own (see the caller)."""
+    one_plus_e = 1.0 + e
+    s = 1.0 / one_plus_e
+    es = e * s
+    nonneg = x >= 0
+    p = tf.where(nonneg, s, es)
+    one_minus_p = tf.where(nonneg, es, s)
+    focus_pos = gamma_pos != 0 and not detach_focusing
+    focus_neg = gamma_neg != 0 and not detach_focusing
+
+    def log1p_e():
+        # log(1 + e) corrected by the rounding error of 1 + e (exact, e <= 1): log1p's
+        # digits from a log, and a form the forward's log1p is not merged with.
+        return tf.math.log(one_plus_e) + (e - (one_plus_e - 1.0))
+
+    def softplus_neg():  # -log p
+        return tf.nn.relu(-x) + log1p_e()
+
+    def softplus_pos():  # -log(1 - p)
+        return tf.nn.relu(x) + log1p_e()
+
+    weight_pos = _numerics.power(one_minus_p, gamma_pos, lambda: -softplus_pos())
+    d_pos = one_minus_p + gamma_pos * p * softplus_neg() if focus_pos else one_minus_p
+    d_pos = -weight_pos * d_pos
+    if clip == 0:
+        weight_neg = _numerics.power(p, gamma_neg, lambda: -softplus_neg())
+        d_neg = p + gamma_neg * one_minus_p * softplus_pos() if focus_neg else p
+        return labels * d_pos + (1.0 - labels) * weight_neg * d_neg
+
+    shifted = tf.nn.relu(p - clip)
+    active = shifted > 0
+    if tiny_clip:
+        log_one_minus_p = -softplus_pos()
+        neg_log_q = -_log_q_tiny_clip(-log_one_minus_p, clip)
+        share = tf.exp(log_one_minus_p + neg_log_q)  # (1 - p) / q, in (0, 1]
+    else:
+        # q = 1 - p_m as q_hi + q_lo: below p_m = 1/2 the rounding error of 1 - p_m
+        # (exact, Fast2Sum) keeps log q's digits where q -> 1; above it q = (1 - p) + clip
+        # keeps them where 1 - p -> 0. log(q_hi + q_lo) = log q_hi + q_lo to eps / 2.
+        small = shifted <= 0.5
+        q_hi = tf.where(small, 1.0 - shifted, one_minus_p + clip)
+        q_lo = tf.where(small, (1.0 - q_hi) - shifted, 0.0)
+        neg_log_q = -(tf.math.log(q_hi) + q_lo) if focus_neg else None
+        share = one_minus_p / q_hi
+    n = _numerics.small_integer(gamma_neg)
+    if gamma_neg == 0:
+        slope = share
+    elif n is not None:
+        # p_m^(g - 1) by multiplies: finite at p_m = 0 for every integer g >= 1.
+        below = _numerics.integer_power(shifted, n - 1) if n > 1 else 1.0
+        slope = below * shifted * share
+        if focus_neg:
+            slope += gamma_neg * one_minus_p * below * neg_log_q
+    else:
+        safe = tf.where(active, shifted, 1.0)
+        weight_neg = tf.exp(gamma_neg * tf.math.log(safe))
+        slope = weight_neg * share
+        if focus_neg:
+            # p_m^(g - 1) (-log q) as p_m^g (-log q / p_m): the ratio -> 1 where p_m -> 0.
+            slope += gamma_neg * one_minus_p * weight_neg * neg_log_q / safe
+    d_neg = tf.where(active, p * slope, 0.0)
+    return labels * d_pos + (1.0 - labels) * d_neg
 
 
 def _asymmetric_from_logits(labels, logits, *, gamma_pos, gamma_neg, clip, detach_focusing):
     r"""t L+ + (1 - t) L- from logits x, with its gradient written out.
 
-    With p = sigmoid(x) and its pieces from e = exp(-|x|) (no cancellation):
+    With p = sigmoid(x), softplus(-x) = -log p and softplus(x) = -log(1 - p) (each
+    relu(+-x) + log1p(e), e = exp(-|x|)):
         L+ = (1 - p)^g+ softplus(-x),
-        dL+/dx = (1 - p)^g+ [-g+ p softplus(-x) - (1 - p)].
-    For clip c = 0: L- = p^g- softplus(x), dL-/dx = p^g- [g- (1 - p) softplus(x) + p],
-    both powers in log space (log p = -softplus(-x)), so finite where p underflows.
-    For c > 0, p_m = p - c where p > c (else L- = 0 and dL-/dx = 0), q = 1 - p_m
-    = (1 - p) + c >= c (`_log_q`):
-        L- = -p_m^g- log q,
-        dL-/dx = p_m^g- [p (1 - p) / q + g- p (1 - p) r],   r = -log q / p_m -> 1,
-    which is finite for every g- >= 0 (the naive g- p_m^(g- - 1) is not at p_m -> 0).
-    With `detach_focusing` the focusing weights are constants of the gradient (the
-    g+ and g- terms drop). No gradient flows to the labels.
+        dL+/dx = -(1 - p)^g+ [(1 - p) + g+ p softplus(-x)].
+    For clip c = 0:
+        L- = p^g- softplus(x),
+        dL-/dx = p^g- [p + g- (1 - p) softplus(x)].
+    For c > 0, p_m = max(p - c, 0) and q = 1 - p_m = min((1 - p) + c, 1):
+        L- = p_m^g- (-log q),
+        dL-/dx = p (1 - p) [p_m^g- / q + g- p_m^(g- - 1) (-log q)] where p > c, else 0.
+    With (a, b) = (1, e) where x >= 0, else (e, 1), so that p = a / (1 + e):
+        p_m = max(a - c (1 + e), 0) / (1 + e),
+        log q = min(log(b + c (1 + e)) - log1p(e), 0):
+    q (1 + e) is a sum of non-negative terms (finite down to q = c, never 1 minus a
+    rounded p), and p_m cancels only where p - c does. The last term of dL-/dx is finite
+    for every g- >= 0, as -log q / p_m -> 1 where p_m -> 0. With `detach_focusing` the
+    focusing weights are constants of the gradient (the g+ and g- terms drop). No
+    gradient flows to the labels.
     """
+    # A clip below sqrt(tiny) would round (1 - p) + c to 0 where 1 - p underflows; above
+    # it the underflowed 1 - p is below c * sqrt(tiny), far below the rounding of q.
+    tiny_clip = 0 < clip < math.sqrt(np.finfo(logits.dtype.as_numpy_dtype).tiny)
+    focusing = dict(gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip)
 
     @tf.custom_gradient
     def asymmetric(x):
-        abs_x = tf.abs(x)
-        e = tf.exp(-abs_x)
-        one_plus_e = 1.0 + e
+        e = tf.exp(-tf.abs(x))
         log1p_e = tf.math.log1p(e)
-        p = tf.where(x >= 0, 1.0, e) / one_plus_e
-        one_minus_p = tf.where(x >= 0, e, 1.0) / one_plus_e
         softplus_neg = tf.nn.relu(-x) + log1p_e  # -log p
         softplus_pos = tf.nn.relu(x) + log1p_e  # -log(1 - p)
-        weight_pos = _numerics.power(one_minus_p, gamma_pos, lambda: -softplus_pos)
-        loss_pos = weight_pos * softplus_neg
+        loss_pos = _exp_power(softplus_pos, gamma_pos) * softplus_neg
         if clip == 0:
-            weight_neg = _numerics.power(p, gamma_neg, lambda: -softplus_neg)
-            loss_neg = weight_neg * softplus_pos
+            loss_neg = _exp_power(softplus_neg, gamma_neg) * softplus_pos
         else:
-            shifted = p - clip
-            active = shifted > 0
-            safe = tf.where(active, shifted, 0.5)  # keeps the untaken logs finite
-            neg_log_q = -_log_q(safe, -softplus_pos, clip)
-            weight_neg = _numerics.power(safe, gamma_neg, lambda: tf.math.log(safe))
-            loss_neg = tf.where(active, weight_neg * neg_log_q, 0.0)
+            one_plus_e = 1.0 + e
+            nonneg = x >= 0
+            shifted = tf.nn.relu(tf.where(nonneg, 1.0, e) - clip * one_plus_e) / one_plus_e
+            if tiny_clip:
+                log_q = _log_q_tiny_clip(softplus_pos, clip)
+            else:
+                log_q = tf.math.log(tf.where(nonneg, e, 1.0) + clip * one_plus_e) - log1p_e
+            neg_log_q = tf.nn.relu(-log_q)  # 0 where p <= c: q = min(1 - p + c, 1)
+            # log(1) where p_m = 0: a gamma_neg that rounds to 0 in float32 times log(0)
+            # would be NaN (the weight multiplies -log q = 0 there).
+            safe = tf.where(shifted > 0, shifted, 1.0)
+            weight_neg = _numerics.power(shifted, gamma_neg, lambda: tf.math.log(safe))
+            loss_neg = weight_neg * neg_log_q
 
         def grad(upstream):
-            d_pos = -one_minus_p
-            if gamma_pos and not detach_focusing:
-                d_pos -= gamma_pos * p * softplus_neg
-            d_pos *= weight_pos
-            if clip == 0:
-                d_neg = p
-                if gamma_neg and not detach_focusing:
-                    d_neg += gamma_neg * one_minus_p * softplus_pos
-                d_neg *= weight_neg
-            else:
-                share = tf.exp(-softplus_pos + neg_log_q)  # (1 - p) / q, in (0, 1]
-                slope = p * share
-                if gamma_neg and not detach_focusing:
-                    slope += gamma_neg * p * one_minus_p * neg_log_q / safe
-                d_neg = tf.where(active, weight_neg * slope, 0.0)
-            return upstream * (labels * d_pos + (1.0 - labels) * d_neg)
+            # The gradient reads only e from the forward and recomputes the rest in forms of
+            # its own: XLA's CPU backend runs the loss's reduction and the gradient as two
+            # loops and writes out in full every exp, log or division both read (16 MB at
+            # 2^22 elements); a second log costs less than that round trip, and distinct
+            # forms keep XLA's common-subexpression pass from merging them back into one.
+            slope = _asymmetric_slope(
+                labels, x, e, tiny_clip=tiny_clip, detach_focusing=detach_focusing, **focusing
+            )
+            return upstream * slope
 
         return labels * loss_pos + (1.0 - labels) * loss_neg, grad
 
