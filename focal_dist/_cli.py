@@ -14,11 +14,17 @@ from absl import logging
 def user_errors() -> tuple[type[Exception], ...]:
     """The exception types an entry point reports as one line (and exit status 1)."""
     from focal_dist.data.files import DataError
-    from focal_dist.training.checkpoints import CheckpointWriteError
+    from focal_dist.training.checkpoints import CheckpointWriteError, NoUsableCheckpointError
     from focal_dist.training.config_check import ConfigError
     from focal_dist.training.run_record import ConfigChangedError
 
-    return (ConfigError, DataError, ConfigChangedError, CheckpointWriteError)
+    return (
+        ConfigError,
+        DataError,
+        ConfigChangedError,
+        CheckpointWriteError,
+        NoUsableCheckpointError,
+    )
 
 
 def report(error: Exception) -> int:

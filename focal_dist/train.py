@@ -39,6 +39,12 @@ flags.DEFINE_list(
     "Config fields whose change from the work dir's recorded config.json is accepted "
     "(and recorded in summary.json's segments) instead of refused.",
 )
+flags.DEFINE_bool(
+    "restart",
+    False,
+    "Train from step 0 when the work dir records progress but none of its checkpoints can "
+    "be restored (without it, that stops the run with an error naming what was found).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 # 128 + SIGTERM, what a shell reports for a process killed by SIGTERM: Kubernetes job
@@ -72,6 +78,7 @@ def main(argv):
             backend=backend,
             workdir=FLAGS.workdir,
             allow_config_change=FLAGS.allow_config_change,
+            restart=FLAGS.restart,
         )
     except _cli.user_errors() as error:
         return _cli.report(error)

@@ -25,6 +25,7 @@ def train_task(
     config=None,
     distribution: str | Backend = "default",
     allow_config_change=(),
+    restart: bool = False,
     **backend_options,
 ) -> dict:
     """Trains `task` (a `focal_dist.training.Task`) and returns the run's summary.
@@ -40,6 +41,8 @@ def train_task(
         logical CPU devices (`num_cpu_devices`).
       allow_config_change: config fields whose change from the work dir's recorded
         config is accepted (and recorded) instead of refused (training/run_record.py).
+      restart: train from step 0 when the work dir records progress but none of its
+        checkpoints can be restored (otherwise that is a NoUsableCheckpointError).
       **backend_options: `num_cpu_devices` (mirrored), `communication` (multiworker).
 
     Returns:
@@ -72,10 +75,13 @@ def train_task(
         backend=backend,
         workdir=workdir,
         allow_config_change=allow_config_change,
+        restart=restart,
     )
 
 
-def run(task, *, config, backend: Backend, workdir: str, allow_config_change=()) -> dict:
+def run(
+    task, *, config, backend: Backend, workdir: str, allow_config_change=(), restart=False
+) -> dict:
     """Checks the config against the work dir's, seeds and trains; the config is already
     validated. Raises run_record.ConfigChangedError before anything is written."""
     import tensorflow as tf
@@ -103,5 +109,6 @@ def run(task, *, config, backend: Backend, workdir: str, allow_config_change=())
             backend=backend,
             workdir=workdir,
             accepted_changes=accepted,
+            restart=restart,
         )
         return trainer.train()

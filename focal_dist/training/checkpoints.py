@@ -14,9 +14,13 @@ and renames), then the history line (flushed and fsynced), then the state file
 (written to a temporary file and renamed). A checkpoint counts only once its history
 line exists, so a kill at any moment leaves the previous checkpoint intact and chosen.
 
-Restore never trusts the state file: the chief lists `ckpt-*.index`, newest first, reads
-every tensor of each (size and checksum checks) and takes the first that reads and is
-finite; those that do not are logged with their path and the error and moved to `rejected/`.
+Restore never trusts the state file: the chief lists every `ckpt-<step>` that has a file
+(`.index` or a data shard), newest first, reads every tensor of each (size and checksum
+checks) and takes the first that reads and is finite; those that do not (a missing
+`.index` among them) are logged with their path, the error and the step used instead, and
+moved to `rejected/`. Progress is never lost silently: when no checkpoint is usable but
+the directory records trained steps (its history, or the checkpoints just rejected), the
+run stops with `NoUsableCheckpointError` unless it was asked to restart from step 0.
 """
 
 from __future__ import annotations
@@ -37,10 +41,15 @@ from focal_dist.training.divergence import Record, diverged_checkpoints
 HISTORY = "history.jsonl"
 STATE = "checkpoint"
 _INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+_ANY_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
 
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (a full disk); the previous one is intact."""
+
+
+class NoUsableCheckpointError(RuntimeError):
+    """The work dir records trained steps, yet none of its checkpoints can be restored."""
 
 
 class CheckpointMismatchError(ValueError):
@@ -136,42 +145,75 @@ class CheckpointStore:
             return error
         return None
 
-    def choose(self) -> int:
+    def candidates(self) -> list[int]:
+        """Steps with any checkpoint file (`.index` or a data shard), ascending: a step
+        whose `.index` was lost is still seen, so that it is rejected by name."""
+        if not tf.io.gfile.isdir(self.directory):
+            return []
+        found = (_ANY_FILE.match(name) for name in tf.io.gfile.listdir(self.directory))
+        return sorted({int(match.group(1)) for match in found if match})
+
+    def choose(self, *, restart: bool = False) -> int:
         """(chief) The newest usable checkpoint's step, 0 if none; moves bad ones aside.
 
-        Usable: its tensors read back and, once a history exists, it has a record (one
-        without was being saved when the run was killed).
+        Usable: its `.index` exists, its tensors read back and, once a history exists, it
+        has a record (one without was being saved when the run was killed).
+
+        Raises:
+          NoUsableCheckpointError: nothing is usable but the directory records progress
+            (history records, or checkpoints rejected now) and `restart` is False.
         """
         self._remove_partial_writes()
         records = self.records()
-        rejected = []
+        rejected: dict[int, str] = {}
         chosen = 0
-        for step in reversed(self.steps()):
-            error = self._readable(step)
+        for step in reversed(self.candidates()):
+            if not tf.io.gfile.exists(self.prefix(step) + ".index"):
+                error = f"{self.prefix(step)}.index is missing"
+            else:
+                error = self._readable(step)
             if error is None and records and step not in records:
                 error = f"no record in {HISTORY}: the run was killed while saving it"
             if error is None:
                 chosen = step
                 break
             lines = str(error).strip().splitlines()
+            reason = (
+                f"{type(error).__name__ if isinstance(error, Exception) else 'unusable'}: "
+                f"{lines[0] if lines else ''}"
+            )
             logging.warning(
-                "checkpoint %s cannot be used (%s: %s); moving it to %s and trying the "
-                "previous one",
+                "checkpoint %s cannot be used (%s); moving it to %s",
                 self.prefix(step),
-                type(error).__name__ if isinstance(error, Exception) else "unusable",
-                lines[0] if lines else "",
+                reason,
                 os.path.join(self.directory, "rejected"),
             )
             self._move_aside([step], "rejected")
-            rejected.append(step)
+            rejected[step] = reason
         if rejected:
             self._write_state()
-            if not chosen:
-                logging.warning(
-                    "NO USABLE CHECKPOINT in %s (rejected steps %s): TRAINING FROM THE START",
-                    self.directory,
-                    rejected,
+        if chosen and rejected:
+            logging.warning(
+                "rejected checkpoint steps %s; resuming from step %d (%s) instead",
+                sorted(rejected),
+                chosen,
+                self.prefix(chosen),
+            )
+        if not chosen and (rejected or records):
+            named = ", ".join(f"{self.prefix(s)} ({r})" for s, r in sorted(rejected.items()))
+            found = f"checkpoints rejected: {named}" if rejected else "no checkpoint files"
+            if not restart:
+                raise NoUsableCheckpointError(
+                    f"{self.directory} records training up to step {max([*records, *rejected])} "
+                    f"but holds no usable checkpoint ({found}; moved aside to "
+                    f"{os.path.join(self.directory, 'rejected')}, nothing deleted). Put the "
+                    "missing files back and rerun, or rerun with --restart to train from step 0"
                 )
+            logging.warning(
+                "--restart: no usable checkpoint in %s (%s); training from step 0",
+                self.directory,
+                found,
+            )
         return chosen
 
     def restore(self, step: int) -> None:
@@ -237,7 +279,10 @@ class CheckpointStore:
         bad = [s for s in diverged if s in present]
         if bad:
             self._move_aside(bad, "diverged")
-            self._write_history([r for s, r in sorted(records.items()) if s < bad[0]])
+            # With no checkpoint left, a rerun starts from step 0 on purpose (what
+            # after_divergence tells the user), so no history may claim progress.
+            kept = [r for s, r in sorted(records.items()) if s < bad[0]] if self.steps() else []
+            self._write_history(kept)
             self._write_state()
         return bad
 

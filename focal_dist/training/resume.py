@@ -16,7 +16,7 @@ from absl import logging
 
 from focal_dist.distribute import Backend
 from focal_dist.training import reporting
-from focal_dist.training.checkpoints import CheckpointStore
+from focal_dist.training.checkpoints import CheckpointStore, NoUsableCheckpointError
 
 
 def chief_value(backend: Backend, value: float) -> float:
@@ -52,13 +52,25 @@ def finished_summary(backend: Backend, workdir: str, steps: int) -> dict | None:
     return summary
 
 
-def restore(backend: Backend, store: CheckpointStore, variables) -> int:
+def restore(backend: Backend, store: CheckpointStore, variables, *, restart: bool = False) -> int:
     """Restores the checkpoint the chief chose on every worker; returns its step (0: none).
 
     Every worker reads the chief's checkpoint folder, so the work dir must be shared
-    (one machine, or a ReadWriteMany volume). If any worker fails, all of them raise.
+    (one machine, or a ReadWriteMany volume). If any worker fails, all of them raise;
+    when the chief refuses to start from step 0 over recorded progress
+    (`NoUsableCheckpointError`, unless `restart`), every worker stops with it.
     """
-    step = int(chief_value(backend, store.choose() if backend.is_chief else 0))
+    chosen, refusal = 0, None
+    if backend.is_chief:
+        try:
+            chosen = store.choose(restart=restart)
+        except NoUsableCheckpointError as error:
+            refusal = error
+    step = int(chief_value(backend, chosen))
+    if any_worker(backend, refusal is not None):
+        raise refusal or NoUsableCheckpointError(
+            f"worker 0 found no usable checkpoint in {store.directory}; see its log"
+        )
     error = None
     if step:
         try:

@@ -53,8 +53,18 @@ AUTO_OVERLAP_BYTES = 4 << 20
 class Trainer:
     """Trains `task` under `backend` as `config` says; `train()` returns the summary."""
 
-    def __init__(self, *, config, task, backend: Backend, workdir: str, accepted_changes=None):
+    def __init__(
+        self,
+        *,
+        config,
+        task,
+        backend: Backend,
+        workdir: str,
+        accepted_changes=None,
+        restart: bool = False,
+    ):
         self.config = config
+        self.restart = restart
         self.accepted_changes = dict(accepted_changes or {})
         self.segments = run_record.Segments(workdir, backend.is_chief)
         self.task = task
@@ -175,7 +185,10 @@ class Trainer:
         train, backend = self.config.train, self.backend
         self.task.prepare(backend)
         step = resumed_from = resume.restore(
-            backend, self.checkpoints, self.model.variables + self.optimizer.variables
+            backend,
+            self.checkpoints,
+            self.model.variables + self.optimizer.variables,
+            restart=self.restart,
         )
         self._trained_step = self._resumed_step = step
         self.segments.start(step, self.accepted_changes, backend)

@@ -130,11 +130,58 @@ def test_a_partial_last_history_line_is_ignored_and_dropped_on_restore(tmp_path)
     assert (tmp_path / checkpoints.HISTORY).read_text().count("\n") == 2
 
 
-def test_no_usable_checkpoint_means_a_fresh_start(tmp_path, warnings):
+def test_a_lost_index_of_the_newest_is_rejected_by_name_and_the_step_used_instead_said(
+    tmp_path, warnings
+):
+    _save_steps(tmp_path, [10, 20])
+    os.remove(tmp_path / "ckpt-20.index")
+    assert _restored_value(tmp_path) == (10, 10.0)
+    assert any(f"{tmp_path / 'ckpt-20'}.index is missing" in m for m in warnings), warnings
+    assert any("resuming from step 10" in m for m in warnings), warnings
+    assert (tmp_path / "rejected" / "ckpt-20.data-00000-of-00001").exists()
+
+
+def test_a_lost_data_shard_is_rejected_by_name(tmp_path, warnings):
+    _save_steps(tmp_path, [10, 20])
+    os.remove(tmp_path / "ckpt-20.data-00000-of-00001")
+    assert _restored_value(tmp_path) == (10, 10.0)
+    assert any(str(tmp_path / "ckpt-20") in m for m in warnings), warnings
+    assert (tmp_path / "rejected" / "ckpt-20.index").exists()
+
+
+@pytest.mark.parametrize("damage", ["remove_index", "empty_index"])
+def test_no_usable_checkpoint_over_recorded_progress_stops_and_keeps_the_files(
+    tmp_path, warnings, damage
+):
     _save_steps(tmp_path, [10])
-    (tmp_path / "ckpt-10.index").write_bytes(b"")
-    assert _restored_value(tmp_path)[0] == 0
-    assert warnings
+    if damage == "remove_index":
+        os.remove(tmp_path / "ckpt-10.index")
+    else:
+        (tmp_path / "ckpt-10.index").write_bytes(b"")
+    with pytest.raises(checkpoints.NoUsableCheckpointError) as raised:
+        _restored_value(tmp_path)
+    message = str(raised.value)
+    assert "up to step 10" in message
+    assert f"{tmp_path / 'ckpt-10'} (" in message
+    assert "--restart" in message
+    assert (tmp_path / "rejected" / "ckpt-10.data-00000-of-00001").exists()
+    # A rerun still refuses (the rejected files are aside, the history still says 10) ...
+    with pytest.raises(checkpoints.NoUsableCheckpointError, match="up to step 10"):
+        _restored_value(tmp_path)
+    # ... until asked to start again, which trains from step 0 with an empty history.
+    store = _store(tmp_path, _model())
+    assert store.choose(restart=True) == 0
+    store.commit_restore(0)
+    assert store.records() == {}
+    assert _restored_value(tmp_path) == (
+        0,
+        pytest.approx(_model(seed=7).variables[0].numpy().flat[0]),
+    )
+
+
+def test_a_new_directory_starts_at_step_zero_without_a_word(tmp_path, warnings):
+    assert _restored_value(tmp_path / "new")[0] == 0
+    assert warnings == []
 
 
 def test_a_checkpoint_of_another_model_is_an_error_naming_it(tmp_path):
