@@ -2,6 +2,8 @@
 and row; empty shards and header-only files name the file; the feature count comes
 from the files."""
 
+import csv
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -216,3 +218,46 @@ def test_feature_count_comes_from_the_csv_header_and_the_parquet_schema(tmp_path
     assert data.resolve_num_features("tfrecord", tfrecord_path, None) == 4
     with pytest.raises(data.DataError, match=r"is 3 but .* has 4 values in feature 'features'"):
         data.resolve_num_features("tfrecord", tfrecord_path, 3)
+
+
+def test_field_counts_match_pythons_csv_module_on_random_rows(tmp_path):
+    """The NumPy check finds the same first bad line as Python's csv module, across block
+    boundaries (a small block), blank and CRLF lines, and quoted fields with commas."""
+    from focal_dist.data.files import DataError
+    from focal_dist.data.readers import csv_fields
+
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        lines = ["a,b,c"]
+        for _ in range(int(rng.integers(5, 60))):
+            kind = rng.random()
+            if kind < 0.05:
+                lines.append("")
+            elif kind < 0.1 and trial % 2:
+                lines.append('"x, y",1,2')
+            else:
+                lines.append(
+                    ",".join(["1"] * (3 if rng.random() > 0.03 else int(rng.integers(1, 6))))
+                )
+        ending = "\r\n" if trial % 3 == 0 else "\n"
+        path = tmp_path / f"t{trial}.csv"
+        path.write_text(ending.join(lines) + ending)
+        expected = None
+        with open(path, newline="") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            for row in reader:
+                if row and len(row) != 3:
+                    expected = (reader.line_num, len(row))
+                    break
+        csv_fields._check.cache_clear()
+        original = csv_fields._BLOCK
+        csv_fields._BLOCK = 7  # lines cross block boundaries
+        try:
+            if expected is None:
+                csv_fields.check_field_counts(str(path))
+            else:
+                with pytest.raises(DataError, match=f"line {expected[0]} has {expected[1]} fields"):
+                    csv_fields.check_field_counts(str(path))
+        finally:
+            csv_fields._BLOCK = original

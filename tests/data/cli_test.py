@@ -146,3 +146,47 @@ def test_num_features_that_disagrees_with_the_header_names_both_numbers(tmp_path
         result.stderr,
     ), result.stderr[-3000:]
     assert _files_in(workdir) == []
+
+
+@pytest.mark.parametrize("bad_row", ["1.0,0.5,1\n", "1.0,0.5,2.0,1,7\n"])
+def test_a_row_with_a_missing_or_extra_field_is_named_by_line_before_anything_is_written(
+    tmp_path, bad_row
+):
+    path = tmp_path / "short.csv"
+    rows = [f"{k % 3}.5,{k}.0,0.25,{k % 2}\n" for k in range(300)]
+    rows[209] = bad_row  # line 211: the header is line 1
+    path.write_text("f0,f1,f2,label\n" + "".join(rows))
+    workdir = tmp_path / "run"
+    result = runs.run(
+        runs.train_command(
+            "default", workdir, {**TINY, "data.path": str(path)}, config="configs/csv.py"
+        ),
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    fields = bad_row.count(",") + 1
+    assert f"CSV file '{path}' line 211 has {fields} fields, expected 4" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _files_in(workdir) == []
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_read_like_a_plain_csv(tmp_path):
+    """Excel's "CSV UTF-8" with Windows line ends: the first feature is `f0`, not
+    `\\ufefff0`, in the export's deploy.json, and every row is read."""
+    import json
+
+    rows = [f"{k % 3}.5,{k}.0,0.25,{k % 2}" for k in range(300)]
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\ufefff0,f1,f2,label\r\n" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    workdir = tmp_path / "run"
+    runs.run(
+        runs.train_command(
+            "default", workdir, {**TINY, "data.path": str(path)}, config="configs/csv.py"
+        )
+    )
+    deploy = (workdir / "export" / "deploy.json").read_text()
+    assert "\\ufeff" not in deploy
+    assert "\ufeff" not in deploy
+    example = json.loads(deploy)["saved_model"]["signatures"]["examples"]["inputs"]["examples"]
+    assert example["tf.train.Example"]["features"] == ["f0", "f1", "f2"]
+    assert json.loads((workdir / "summary.json").read_text())["step"] == TINY["train.steps"]

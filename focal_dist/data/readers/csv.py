@@ -19,6 +19,7 @@ from focal_dist.data.files import (
     shard_file_indices,
 )
 from focal_dist.data.readers import batches
+from focal_dist.data.readers.csv_fields import check_field_counts
 from focal_dist.distribute import InputInfo
 
 # What tf.strings.to_number reads: decimals, exponents, inf and nan in any case.
@@ -33,6 +34,8 @@ def _head(path: str) -> tuple[list[str], bool]:
         has_rows = any(row for row in reader)
     if not header:
         raise DataError(f"CSV file {path!r} has no header row")
+    # A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first name.
+    header[0] = header[0].lstrip("\ufeff")
     return [name.strip() for name in header], has_rows
 
 
@@ -52,6 +55,7 @@ def _layout(files: list[str], options: ReaderOptions) -> tuple[list[str], list[i
             raise DataError(f"CSV file {path!r} has a header different from {files[0]!r}")
         if not has_rows:
             raise DataError(f"CSV file {path!r} has a header but no data rows")
+        check_field_counts(path)
     label_index = [header.index(c) for c in labels]
     feature_index = [i for i in range(len(header)) if i not in label_index]
     return header, label_index, feature_index
