@@ -14,6 +14,8 @@ from absl import logging
 def user_errors() -> tuple[type[Exception], ...]:
     """The exception types an entry point reports as one line (and exit status 1)."""
     from focal_dist.data.files import DataError
+    from focal_dist.serving.export import ExportWriteError
+    from focal_dist.training.api import WorkdirError
     from focal_dist.training.checkpoints import CheckpointWriteError, NoUsableCheckpointError
     from focal_dist.training.config_check import ConfigError
     from focal_dist.training.run_record import ConfigChangedError
@@ -24,6 +26,8 @@ def user_errors() -> tuple[type[Exception], ...]:
         ConfigChangedError,
         CheckpointWriteError,
         NoUsableCheckpointError,
+        WorkdirError,
+        ExportWriteError,
     )
 
 
@@ -32,3 +36,35 @@ def report(error: Exception) -> int:
     logging.error("%s", error)
     sys.stdout.flush()
     return 1
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a config override that names no field (or does not parse
+    as the field's type) reported as one line naming the argument, exit status 2.
+
+    ml_collections raises it from inside absl's parser as chained tracebacks whose last
+    line alone (`Did you mean "steps" instead of "stepz"?`) is what a user needs.
+    """
+    import re
+
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:  # absl's own: a bad value, an unknown flag.
+        sys.stderr.write(f"{argv[0]}: {error}; see --helpfull\n")
+        sys.exit(2)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        text = str(error).strip("'\"").replace("\\n", " ").replace("\\'", "'")
+        text = " ".join(text.replace("\n", " ").split())
+        overrides = [a for a in argv[1:] if a.startswith("--config.")]
+        unknown = re.search(r'instead of "([^"]+)"', text) or re.match(r"'?([\w.]+)'?", text)
+        named = [a for a in overrides if unknown and unknown.group(1) in a.split("=")[0]]
+        argument = (named or overrides or ["a --config flag"])[0]
+        hint = re.search(r'Did you mean "[^"]+"', text)
+        what = f"no such config field ({hint.group(0)}?)" if hint else f"cannot be set ({text})"
+        sys.stderr.write(
+            f"{argv[0]}: {argument}: {what}; the fields and their defaults are in "
+            "focal_dist/configs/default.py\n"
+        )
+        sys.exit(2)

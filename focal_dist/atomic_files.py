@@ -6,8 +6,11 @@ a kill at any moment leaves either the old file or the new one, never half of on
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 
 
 def write_text(path: str, text: str) -> str:
@@ -68,3 +71,26 @@ def _exchange(first: str, second: str) -> bool:
         return False
     at_cwd, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
     return rename(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), exchange) == 0
+
+
+@contextlib.contextmanager
+def no_space_as(error_type: type[OSError], target: str, partial: str):
+    """Turns a full disk while writing `partial` (for `target`) into one `error_type` whose
+    message names the device's path and what to do; `partial` is removed first, so
+    nothing half-written is left. Other errors pass through unchanged."""
+    try:
+        yield
+    except Exception as error:
+        full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+        if not full:
+            raise
+        if os.path.isdir(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+        elif os.path.exists(partial):
+            os.remove(partial)
+        raise error_type(
+            f"no space left on the device of {target} while writing it (the half-written "
+            f"{partial} was removed; the checkpoints are intact). Free space, or use a "
+            "--workdir on a larger volume, and rerun the same command: it resumes from the "
+            "last checkpoint and writes it again",
+        ) from None

@@ -182,4 +182,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from focal_dist import _cli
+
+    app.run(main, flags_parser=_cli.parse_flags)

@@ -191,4 +191,6 @@ def _score(backend, dataset, step, score) -> tuple[str, int]:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from focal_dist import _cli
+
+    app.run(main, flags_parser=_cli.parse_flags)

@@ -116,4 +116,6 @@ def _headline(metrics: dict) -> str:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from focal_dist import _cli
+
+    app.run(main, flags_parser=_cli.parse_flags)

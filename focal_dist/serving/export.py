@@ -176,6 +176,10 @@ def add_image_bytes(archive, described: dict, decode, image: tf.TensorSpec, outp
     described["image_bytes"] = {"image_bytes": "string [None]: JPEG, PNG, GIF or BMP bytes"}
 
 
+class ExportWriteError(OSError):
+    """An export could not be written (a full disk); its half-written copy is removed."""
+
+
 def write_archive(archive, directory: str) -> None:
     """Writes a keras.export.ExportArchive to `directory`, replacing an earlier one in
     one step (atomic_files.replace_directory)."""
@@ -183,7 +187,8 @@ def write_archive(archive, directory: str) -> None:
     if os.path.isdir(partial):
         shutil.rmtree(partial)  # an earlier export killed half-way
     os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
-    archive.write_out(partial, verbose=False)
+    with atomic_files.no_space_as(ExportWriteError, directory, partial):
+        archive.write_out(partial, verbose=False)
     atomic_files.replace_directory(partial, directory)
 
 

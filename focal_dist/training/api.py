@@ -18,6 +18,25 @@ from focal_dist.data import checks
 from focal_dist.distribute import Backend, get_backend
 
 
+class WorkdirError(OSError):
+    """The work dir cannot be created or written; nothing was written."""
+
+
+def _make_writable(workdir: str) -> None:
+    """Creates `workdir` and proves it writable (a probe file), or raises WorkdirError."""
+    probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise WorkdirError(
+            f"--workdir {workdir} cannot be created or written ({error.strerror or error}); "
+            "use a directory this user can write (on Kubernetes: a volume mounted read-write)"
+        ) from None
+
+
 def train_task(
     task,
     *,
@@ -93,7 +112,7 @@ def run(
     tf.random.set_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    os.makedirs(workdir, exist_ok=True)
+    _make_writable(workdir)
     if backend.is_chief:
         logging.info(
             "distribution %s: %d replicas, %d workers; config:\n%s",

@@ -115,7 +115,10 @@ def export(model, workdir: str) -> str:
     path = os.path.join(directory, "model.keras")
     # Keras wants the .keras suffix; the rename makes the replacement atomic.
     temporary = os.path.join(directory, ".model.partial.keras")
-    model.save(temporary)
+    from focal_dist.serving.export import ExportWriteError
+
+    with atomic_files.no_space_as(ExportWriteError, path, temporary):
+        model.save(temporary)
     os.replace(temporary, path)
     logging.info("exported %s", path)
     return path

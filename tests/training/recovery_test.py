@@ -105,7 +105,7 @@ def test_under_multiworker_every_worker_restores_the_checkpoint_the_chief_chose(
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-def test_when_no_checkpoint_loads_the_run_says_so_loudly_and_starts_over(
+def test_when_no_checkpoint_loads_the_run_stops_and_only_restart_starts_over(
     tmp_path, thirty_steps_and_a_forty_step_reference
 ):
     thirty, reference = thirty_steps_and_a_forty_step_reference
@@ -113,9 +113,21 @@ def test_when_no_checkpoint_loads_the_run_says_so_loudly_and_starts_over(
     shutil.copytree(thirty, workdir)
     for index in (workdir / "checkpoints").glob("ckpt-*.index"):
         index.write_bytes(b"garbage")
-    result = runs.run(_command(workdir, **{"train.steps": 40}))
-    assert "NO USABLE CHECKPOINT" in result.stderr
-    assert "TRAINING FROM THE START" in result.stderr
+    command = _command(workdir, **{"train.steps": 40})
+    # Progress was recorded but nothing loads: training from step 0 without being
+    # asked would throw the run away with exit 0. One line, non-zero, nothing deleted.
+    result = runs.run(command, check=False)
+    assert result.returncode != 0
+    assert "records training up to step 30 but holds no usable checkpoint" in result.stderr
+    assert "--restart" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert sorted(p.name for p in (workdir / "checkpoints" / "rejected").glob("*.index")) == [
+        "ckpt-10.index",
+        "ckpt-20.index",
+        "ckpt-30.index",
+    ]
+    result = runs.run([*command, "--restart"])
+    assert re.search(r"--restart: no usable checkpoint in .*; training from step 0", result.stderr)
     # From the start, with the same seed: the uninterrupted 40-step run.
     _assert_same_weights(workdir, reference)
 
