@@ -11,6 +11,9 @@ CONSTRAINTS := constraints.txt
 STAMP := $(VENV)/.focal_dist-setup
 WORKDIR ?= runs/default
 PYTEST_ARGS ?=
+# Two test processes, one per core; each test file stays on one of them so its module
+# fixtures (trained models, single-device references) are computed once.
+TEST_WORKERS ?= 2
 # The image (docs/operations.md): `make image`; the GPU variant sets BASE_IMAGE, TF_PACKAGE
 # and HOROVOD_GPU_OPERATIONS=NCCL (see the Dockerfile). The tag is the one the manifests pin.
 TF_PACKAGE ?= tensorflow-cpu
@@ -64,7 +67,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: setup lint
-	$(BIN)/python -m pytest -q --durations=20 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
 
 # The container build (about an hour on 2 cores: TensorFlow download, Horovod compile, a 2-process
 # smoke run inside the build). Not part of `make test`.
