@@ -145,12 +145,14 @@ def _batch_counter(label_mode: str, num_classes: int) -> Callable:
             )
         return counts, tf.size(labels, out_type=tf.int64)
 
-    return {
+    counter = {
         "binary": binary,
         "multi_label": lambda labels: multi_hot(labels, one_per_row=False),
         "categorical": lambda labels: multi_hot(labels, one_per_row=True),
         "sparse": sparse,
     }[label_mode]
+    # Python-only control flow: autograph's source rewrite at every trace is pure cost.
+    return tf.autograph.experimental.do_not_convert(counter)
 
 
 def _default_label_fn(element):

@@ -117,6 +117,8 @@ def split_in_memory(
         for lo in (short_start + (first_slice + r) * per_replica for r in range(replicas))
     ]
 
+    # Python-only control flow: autograph's source rewrite at every trace is pure cost.
+    @tf.autograph.experimental.do_not_convert
     def epoch_batches(epoch, rows):
         # One gather per epoch puts the rows in epoch order; every element after that is
         # a slice of it, so tf.data runs no function per step.

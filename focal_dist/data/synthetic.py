@@ -96,6 +96,8 @@ class SyntheticData:
         self.log_prior = np.log(rates).astype(np.float32)
         self.scale = scale.astype(np.float32)
 
+    # Python-only control flow: autograph's source rewrite at every trace is pure cost.
+    @tf.autograph.experimental.do_not_convert
     def examples(self, indices: tf.Tensor):
         """(features [B, F] float32, labels) for int64 example ids [B].
 

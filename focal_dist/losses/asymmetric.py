@@ -181,6 +181,8 @@ def _asymmetric_from_probabilities(labels, probabilities, *, gamma_pos, gamma_ne
     return labels * loss_pos + (1.0 - labels) * loss_neg
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def asymmetric_loss(
     y_true,
     y_pred,

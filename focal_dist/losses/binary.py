@@ -85,6 +85,8 @@ def _binary_focal_from_probabilities(labels, probabilities, *, gamma, gamma_sche
     return focal * (bce + epsilon * one_minus_pt if epsilon else bce)
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def binary_focal_crossentropy(
     y_true,
     y_pred,

@@ -117,6 +117,8 @@ def check_focusing(gamma, gamma_schedule, poly_epsilon) -> dict:
     )
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def categorical_focal_crossentropy(
     y_true,
     y_pred,

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def masked_sum_and_count(values: tf.Tensor, mask: tf.Tensor | None = None):
     """(s, n): the sum of `values` where `mask` is non-zero, and the sum of `mask`.
 

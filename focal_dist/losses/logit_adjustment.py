@@ -49,6 +49,8 @@ def _offset(values, tau, y_pred, axis):
     return _numerics.along_axis(offset, y_pred.shape.rank, axis, y_pred.dtype)
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def logit_adjusted_crossentropy(
     y_true,
     logits,
@@ -98,6 +100,8 @@ def logit_adjusted_crossentropy(
     )
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def logit_adjusted_binary_crossentropy(
     y_true, logits, *, positive_rate, tau: float = 1.0, axis: int = -1
 ) -> tf.Tensor:
@@ -133,6 +137,8 @@ def logit_adjusted_binary_crossentropy(
     return binary_focal_crossentropy(y_true, adjusted, gamma=0.0, from_logits=True, axis=axis)
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def adjust_logits(logits, *, log_prior, tau: float = 1.0, axis: int = -1) -> tf.Tensor:
     r"""Post-hoc adjustment for prediction: `logits - tau * log_prior` along `axis`.
 
@@ -147,6 +153,8 @@ def adjust_logits(logits, *, log_prior, tau: float = 1.0, axis: int = -1) -> tf.
     return logits - _offset(log_prior, tau, logits, axis)
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def adjust_binary_logits(logits, *, positive_rate, tau: float = 1.0, axis: int = -1) -> tf.Tensor:
     r"""Post-hoc adjustment of sigmoid outputs: `logits - tau * log(pi / (1 - pi))`."""
     tau = _validation.check_nonnegative("tau", tau)

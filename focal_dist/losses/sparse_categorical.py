@@ -62,6 +62,8 @@ def static_classes(y_pred, axis) -> tuple[tf.Tensor, int, int]:
     return y_pred, axis, num_classes
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def sparse_categorical_focal_crossentropy(
     y_true,
     y_pred,

@@ -21,6 +21,8 @@ from focal_dist.tasks.evaluation import Evaluation
 NUM_BUCKETS = 1000
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def bucket_counts(probabilities: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor | None = None):
     """(positives [C, T], negatives [C, T]) float32 counts for probabilities [B, C] and
     0/1 labels [B, C]; `weights` [B] (0 or 1) leaves rows out (padding)."""

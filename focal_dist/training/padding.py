@@ -5,6 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+# Python-only control flow: autograph's source rewrite at every trace is pure cost.
+@tf.autograph.experimental.do_not_convert
 def pad_replica_batch(batch, size: int | None):
     """(features, labels, valid): the replica batch padded to `size` rows.
 
