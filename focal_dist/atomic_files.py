@@ -73,6 +73,11 @@ def _exchange(first: str, second: str) -> bool:
     return rename(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), exchange) == 0
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """True for a full device, from Python (errno ENOSPC) or TensorFlow (its message)."""
+    return getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+
+
 @contextlib.contextmanager
 def no_space_as(error_type: type[OSError], target: str, partial: str):
     """Turns a full disk while writing `partial` (for `target`) into one `error_type` whose
@@ -81,8 +86,7 @@ def no_space_as(error_type: type[OSError], target: str, partial: str):
     try:
         yield
     except Exception as error:
-        full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
-        if not full:
+        if not is_disk_full(error):
             raise
         if os.path.isdir(partial):
             shutil.rmtree(partial, ignore_errors=True)

@@ -25,7 +25,6 @@ run stops with `NoUsableCheckpointError` unless it was asked to restart from ste
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -255,7 +254,7 @@ class CheckpointStore:
             path = self.checkpoint.write(self.prefix(step))
             atomic_files.append_line(os.path.join(self.directory, HISTORY), record.to_json())
         except (tf.errors.OpError, OSError) as error:
-            if "No space left" not in str(error) and getattr(error, "errno", None) != errno.ENOSPC:
+            if not atomic_files.is_disk_full(error):
                 raise
             last = f"{self.prefix(previous[-1])}" if previous else "none (the run restarts)"
             raise CheckpointWriteError(
