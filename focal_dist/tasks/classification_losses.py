@@ -3,7 +3,8 @@
 Each entry maps (task, labels, logits) to per-example losses [B] with what the task
 counted in `prepare` (class weights, alpha per output, the label prior). bce and asl
 are for binary and multi-label tasks, ce for multiclass; focal and logit_adjusted for
-all three (training/config_check.py refuses the rest).
+all three (the config check refuses the rest, and any `loss.*` value a loss does
+not read: training/config_check/loss_fields.py).
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 from focal_dist import losses
 
 
-def _schedule(loss) -> str | None:
+def gamma_schedule(loss) -> str | None:
+    """`loss.gamma_schedule` as the focal losses take it (None: a constant gamma)."""
     return None if loss.gamma_schedule in ("", "none") else loss.gamma_schedule
 
 
 def _focal(task, labels, logits, *, focal=True):
     loss = task.config.loss
-    options = (
-        {"gamma_schedule": _schedule(loss), "poly_epsilon": loss.poly_epsilon} if focal else {}
-    )
+    # Poly-1 reaches cross-entropy too: with gamma 0 it is CE + epsilon (1 - p_t), the
+    # PolyLoss of Leng et al. (optax's poly_loss_cross_entropy).
+    options = {"poly_epsilon": loss.poly_epsilon}
+    if focal:
+        options["gamma_schedule"] = gamma_schedule(loss)
     gamma = loss.gamma if focal else 0.0
     if task.name == "multiclass":
         return losses.sparse_categorical_focal_crossentropy(

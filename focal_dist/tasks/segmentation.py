@@ -9,7 +9,8 @@ terms, each with its own global denominator:
     dice  = (1 / I) sum_{images i with a valid pixel} (1 - mean_c Dice_ic)   I = those images
     L = focal + loss.dice_weight * dice
 
-FL is the softmax focal loss (`loss.gamma`, `loss.alpha`; `loss.name = "ce"`: gamma 0),
+FL is the softmax focal loss (`loss.gamma`, `loss.alpha`, `loss.gamma_schedule`, Poly-1's
+`loss.poly_epsilon`; `loss.name = "ce"`: gamma 0, Poly-1 still applied),
 ignored pixels (label = `data.ignore_label`) count nowhere, and w are the class weights
 of `loss.class_weights` from the pixel histogram of the training masks (each valid
 pixel counted once over all workers). Dice_ic is MONAI's soft Dice of class c over
@@ -27,6 +28,7 @@ from focal_dist.distribute import Backend, InputInfo
 from focal_dist.models import batch_norm
 from focal_dist.tasks import class_weighting
 from focal_dist.tasks.base import LossTerm, Task, TaskReport
+from focal_dist.tasks.classification_losses import gamma_schedule
 from focal_dist.tasks.segmentation_metrics import SegmentationEvaluation
 
 SEGMENTATION_LOSSES = ("focal", "ce")
@@ -140,6 +142,8 @@ class SegmentationTask(Task):
             from_logits=True,
             class_weight=self.class_weight,
             ignore_class=self.ignore_label,
+            gamma_schedule=gamma_schedule(loss) if focal else None,
+            poly_epsilon=loss.poly_epsilon,
         )
 
     def valid_pixels(self, labels) -> tf.Tensor:

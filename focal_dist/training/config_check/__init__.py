@@ -14,6 +14,7 @@ from focal_dist.training.config_check.checker import Checker, ConfigError
 from focal_dist.training.config_check.data import check_data
 from focal_dist.training.config_check.experiment import check_model, check_task_and_loss
 from focal_dist.training.config_check.loop import check_optimizer_and_train
+from focal_dist.training.config_check.loss_fields import check_loss_fields
 from focal_dist.training.config_check.segmentation import check_segmentation
 
 __all__ = ["ConfigError", "validate_config"]
@@ -38,6 +39,7 @@ def validate_config(
     check = Checker(config)
     if not training_only:
         check_task_and_loss(check, config)
+        check_loss_fields(check, config)
         check_model(check, config)
     check_optimizer_and_train(check, config, num_replicas, distribution)
     if not training_only:
