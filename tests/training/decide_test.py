@@ -21,7 +21,8 @@ SMALL = {
     "data.num_features": 8,
     "data.synthetic.num_train": 16384,
     "data.synthetic.num_eval": 8192,
-    "data.synthetic.num_calibration": 8192,
+    # The two held-out splits differ in size: each figure below names the split it is on.
+    "data.synthetic.num_calibration": 6144,
     "data.synthetic.positive_rate": 0.02,
     "model.hidden_units": "(16,)",
 }
@@ -47,11 +48,33 @@ def trained(tmp_path_factory):
     return workdir
 
 
-def _eval_split():
+def _split(first: int, size: int):
     from focal_dist.data.synthetic import SyntheticData
 
     data = SyntheticData(num_features=8, positive_rate=0.02)
-    return data.examples(tf.range(16384, 16384 + 8192, dtype=tf.int64))
+    return data.examples(tf.range(first, first + size, dtype=tf.int64))
+
+
+def _eval_split():
+    return _split(16384, 8192)
+
+
+def _calibrated(workdir, x) -> np.ndarray:
+    import keras
+
+    parameters = runs.summary(workdir)["calibration"]["parameters"]
+    model = keras.models.load_model(workdir / "export" / "model.keras", compile=False)
+    logits = model(x).numpy()[:, 0].astype(np.float64)
+    return 1 / (1 + np.exp(-(parameters["scale"][0] * logits + parameters["offset"][0])))
+
+
+def _counts(flagged, labels) -> tuple[int, int, int]:
+    tp = int(np.sum(flagged & (labels == 1)))
+    return tp, int(np.sum(flagged & (labels == 0))), int(np.sum(~flagged & (labels == 1)))
+
+
+def _f1(tp, fp, fn) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
 def test_calibration_on_its_own_split_brings_the_eval_ece_down_as_numpy_counts_it(trained):
@@ -60,7 +83,7 @@ def test_calibration_on_its_own_split_brings_the_eval_ece_down_as_numpy_counts_i
     summary = runs.summary(trained)
     calibration = summary["calibration"]
     assert calibration["method"] == "platt"
-    assert calibration["parameters"]["num_examples"] == 8192  # the calibration split
+    assert calibration["parameters"]["num_examples"] == 6144  # the calibration split
     x, y = _eval_split()
     model = keras.models.load_model(trained / "export" / "model.keras", compile=False)
     logits = model(x).numpy()[:, 0].astype(np.float64)
@@ -79,11 +102,28 @@ def test_the_decision_is_chosen_on_the_calibration_split_and_reported_on_eval(tr
     decision = runs.summary(trained)["decision"]
     assert decision["target"] == "f1"
     (threshold,) = decision["thresholds"]
-    assert 0.0 < threshold < 1.0
-    assert decision["calibration_split"]["points"][0]["num_examples"] == 8192
+    # Chosen on the calibration split (examples 24576 on): its F1 is the largest any
+    # threshold gives there, by brute force over every distinct calibrated probability.
+    x, y = _split(16384 + 8192, 6144)
+    probabilities, labels = _calibrated(trained, x), y.numpy()[:, 0]
+    best = max(_f1(*_counts(probabilities >= t, labels)) for t in np.unique(probabilities))
+    chosen = _counts(probabilities >= threshold, labels)
+    assert _f1(*chosen) == pytest.approx(best, abs=1e-12)
+    on_calibration = decision["calibration_split"]["points"][0]
+    assert on_calibration["num_examples"] == 6144
+    assert (
+        on_calibration["true_positives"],
+        on_calibration["false_positives"],
+        on_calibration["false_negatives"],
+    ) == chosen
+    # Reported on eval: the counts of that threshold on the eval split, not the other's.
+    x, y = _eval_split()
+    on_eval = _counts(_calibrated(trained, x) >= threshold, y.numpy()[:, 0])
     point = decision["eval"]["points"][0]
     assert point["num_examples"] == 8192
-    assert point["true_positives"] + point["false_negatives"] > 0
+    assert (point["true_positives"], point["false_positives"], point["false_negatives"]) == on_eval
+    assert on_eval != chosen
+    assert on_eval[0] + on_eval[2] > 0
 
 
 def test_tensorflow_alone_serves_calibrated_probabilities_and_decisions(trained, tmp_path):
