@@ -46,7 +46,7 @@ Grappler folds an all-reduce of a constant; these sums are of the batch, and the
 backend's `all_reduce_sum` keeps even a constant live (distribute/horovod_backend.py).
 
 With XLA, collectives stay outside compiled code: a synchronized layer on several
-replicas cannot be compiled (training/config_check.py refuses that combination).
+replicas cannot be compiled (training/config_check/ refuses that combination).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""focal_dist.losses.focal against Keras 3, its documented values and NumPy in float64."""
+"""The focal functions of focal_dist.losses against Keras 3, its documentation and NumPy."""
 
 import itertools
 

@@ -6,8 +6,6 @@ import pytest
 import tensorflow as tf
 
 from focal_dist import configs, models
-from focal_dist.models import mlp
-from focal_dist.training import model as training_model
 
 # (name, one example's shape, options): the backbones at their smallest resolution.
 BUILT_INS = [
@@ -84,10 +82,6 @@ def test_config_section_picks_each_builders_own_options():
     convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [layer.filters for layer in convolutions] == [4, 4]
     assert model.output_shape == (None, 6)
-
-
-def test_build_mlp_is_still_importable_from_training_model():
-    assert training_model.build_mlp is mlp.build_mlp
 
 
 def test_unknown_model_name_lists_the_built_ins():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ml_collections import config_dict
 
-from focal_dist.training.model import WarmupCosine, build_optimizer
+from focal_dist.training.optimizers import WarmupCosine, build_optimizer
 
 
 def test_warmup_then_cosine_decay_to_zero():
