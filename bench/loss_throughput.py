@@ -5,7 +5,7 @@ XLA) it times `loss -> sum -> gradient w.r.t. the logits` and prints elements/s 
 ratio. Two tables:
 
 * `keras`: our binary and categorical focal losses against Keras 3's (ratio ours / Keras);
-* `variants`: issue 21's losses (per-output alpha, FLSD-53, Poly-1, ASL, logit
+* `variants`: the imbalance losses (per-output alpha, FLSD-53, Poly-1, ASL, logit
   adjustment) against our plain focal loss of the same kind (ratio variant / plain;
   the goal is >= 0.9x at 2^22 elements with XLA).
 

@@ -21,7 +21,7 @@ def get_config() -> config_dict.ConfigDict:
     config.data.source = "synthetic"
     config.data.path = ""
     config.data.eval_path = ""
-    # Held out for calibration (issue 18), in data.path's format; "": none.
+    # Held out for calibration, in data.path's format; "": none.
     config.data.calibration_path = ""
     config.data.label_column = "label"  # TFRecord feature key; comma list for multi-label
     config.data.feature_column = "features"  # TFRecord only; CSV/Parquet: every other column

@@ -184,7 +184,7 @@ def test_classes_are_tf_keras_losses_under_tf_use_legacy_keras():
     assert "tf_keras ok" in result.stdout
 
 
-# --- the classes of issue 21, and arguments derived from the functions ---------------
+# --- the imbalance losses' classes, and arguments derived from the functions -------
 
 LOG_PRIOR = [-0.5, -1.5, -3.0]
 NEW_CONFIGS = [

@@ -1,4 +1,4 @@
-"""Segmentation trains exactly like one device on every backend (issue 19).
+"""Segmentation trains exactly like one device on every backend.
 
 `--config=segmentation` on the synthetic masks: images whose valid pixels range from
 none to all of them, 27 training images in global batches of 8 (the short last batch
