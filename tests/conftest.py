@@ -25,3 +25,16 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS
 )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files that start processes (with a test marked slow) run first.
+
+    `make test` hands whole files to two workers in collection order (pytest-xdist's
+    --dist loadfile): with the long files queued first, the short ones fill the gaps at
+    the end instead of one worker waiting alone on a long file. A file moves whole (its
+    module fixtures are set up once), and the order within each group is the
+    collection order (a stable sort), the same on every worker.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
