@@ -66,6 +66,12 @@ class Backend(abc.ABC):
         """Replicas whose gradients are summed in one global step, over all workers."""
 
     @property
+    def collectives_are_identity(self) -> bool:
+        """True when a sum over replicas builds no collective op (one replica whose sum
+        is the value itself): the whole step can then be one XLA cluster."""
+        return False
+
+    @property
     def worker_index(self) -> int:
         """This worker's (process's) rank among all workers."""
         return 0

@@ -26,6 +26,11 @@ class StrategyBackend(Backend):
     def num_replicas_in_sync(self) -> int:
         return self.strategy.num_replicas_in_sync
 
+    @property
+    def collectives_are_identity(self) -> bool:
+        # all_reduce_sum and the strategy's own reduce return the value for one replica.
+        return self.num_replicas_in_sync == 1
+
     def scope(self):
         return self.strategy.scope()
 

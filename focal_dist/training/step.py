@@ -49,7 +49,6 @@ import dataclasses
 import tensorflow as tf
 
 from focal_dist.distribute import Backend
-from focal_dist.distribute.strategy_backend import StrategyBackend
 from focal_dist.losses import global_mean
 from focal_dist.models import batch_norm
 from focal_dist.training import allreduce
@@ -121,9 +120,7 @@ class TrainStep:
         # - several replicas, or Horovod: only the forward and backward pass. Collectives
         #   stay outside XLA, and MirroredStrategy's variable update (a merge_call that
         #   writes every device's copy) cannot be compiled on one device.
-        self.whole_step_compiled = options.jit_compile and _single_replica_without_collective(
-            backend
-        )
+        self.whole_step_compiled = options.jit_compile and backend.collectives_are_identity
         compile_gradients = options.jit_compile and not self.whole_step_compiled
         self._gradients = (
             tf.function(self._local_gradients, jit_compile=True)
@@ -300,9 +297,3 @@ class TrainStep:
             shape_invariants=(tf.TensorShape([]), iterator.element_spec, None, tf.TensorShape([])),
         )
         return step_losses.stack(), norm
-
-
-def _single_replica_without_collective(backend: Backend) -> bool:
-    """True for a tf.distribute strategy with one replica in sync: its all-reduces are
-    the identity (no collective op is built), so the whole step can be one XLA cluster."""
-    return isinstance(backend, StrategyBackend) and backend.num_replicas_in_sync == 1
