@@ -182,3 +182,30 @@ def test_bad_files_is_checked_with_the_config():
     config.data.source = "csv"
     with pytest.raises(ConfigError, match=r"data.bad_files must be 'error' for data.source='csv'"):
         validate_config(config, num_replicas=1)
+
+
+def test_a_tfrecord_image_that_cannot_be_decoded_stops_the_pass_naming_its_record(tmp_path):
+    path = tmp_path / "pairs.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i, (_, image, mask) in enumerate(sfx.pairs(4)):
+            encoded = tf.io.encode_png(image).numpy()
+            feature = {
+                "image/encoded": encoded[: len(encoded) // 2] if i == 2 else encoded,
+                "image/segmentation/class/encoded": tf.io.encode_png(mask[..., None]).numpy(),
+            }
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+                        for k, v in feature.items()
+                    }
+                )
+            )
+            writer.write(example.SerializeToString())
+    config = _segmentation_config(path)
+    config.data.source = "segmentation_tfrecord"
+    with pytest.raises(
+        DataError,
+        match=rf"TFRecord file {path} record 2: the image cannot be decoded: Invalid PNG data",
+    ):
+        SegmentationTask(config).prepare(get_backend("default"))
