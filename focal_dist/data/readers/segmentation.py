@@ -11,8 +11,8 @@ image's index for the pass before training), split into `(image bytes, mask byte
 `load` (`load_image`, `load_mask`: one of them) and named by `describe`: pairs are
 split between pipelines every P-th pair, TFRecord files between pipelines (their
 records when there are fewer files than pipelines), so every example is in exactly one
-shard. `scan` walks a shard
-eagerly, naming each example, to find the one a failed pass could not name.
+shard. `scan` walks a shard eagerly, naming each example, to find the one a failed pass
+could not name.
 
 Batch prediction reads images without masks (`folder_prediction_records`,
 `tfrecord_prediction_records`): the image sources' records, each with the name its
@@ -93,7 +93,7 @@ class SegmentationFolder:
         return tf.data.Dataset.from_tensor_slices(self._shard(info))
 
     @property
-    def files(self) -> list[str]:
+    def image_files(self) -> list[str]:
         """Every image, in listing order (what the pass before training names)."""
         return self.images
 
@@ -145,7 +145,7 @@ class SegmentationTFRecord:
     # An image is a record, not a file: one that cannot be decoded stops the pass before
     # training, named by `scan`.
     drops_files = False
-    files: tuple[str, ...] = ()
+    image_files: tuple[str, ...] = ()
 
     def __init__(self, path: str, *, image_key: str, mask_key: str):
         self.path = path

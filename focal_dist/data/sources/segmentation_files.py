@@ -196,7 +196,7 @@ class SegmentationFilesSource(Source):
                 raise self.locate(info, split, error) from error
             if split == "train":
                 label_counts = np.append(counts, counts.sum())
-            parts.append(bad_files.undecodable(reader.files, shard, kept))
+            parts.append(bad_files.undecodable(reader.image_files, shard, kept))
         return bad_files.FileCheck(bad_files.joined(parts), label_counts)
 
     def drop_files(self, files) -> None:
