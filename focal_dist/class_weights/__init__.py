@@ -10,7 +10,12 @@ backend); `dataset_graph.py` reads a dataset's graph to find how it is sharded;
 `schemes.py` turns a histogram into weights and the focal alpha on the host.
 """
 
-from focal_dist.class_weights.counting import LABEL_MODES, LabelHistogram, label_histogram
+from focal_dist.class_weights.counting import (
+    LABEL_MODES,
+    LabelHistogram,
+    label_histogram,
+    summed_histogram,
+)
 from focal_dist.class_weights.schemes import SCHEMES, class_weights, focal_alpha
 
 __all__ = [
@@ -20,4 +25,5 @@ __all__ = [
     "class_weights",
     "focal_alpha",
     "label_histogram",
+    "summed_histogram",
 ]

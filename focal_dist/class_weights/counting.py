@@ -244,7 +244,32 @@ def label_histogram(
     local_counts = local.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE).reduce(
         tf.zeros([width + 1], tf.int64), lambda total, counts: total + counts
     )
-    totals = backend.sum_across_workers(local_counts).numpy().astype(np.int64)
+    return summed_histogram(
+        local_counts, num_classes=num_classes, label_mode=label_mode, backend=backend
+    )
+
+
+def summed_histogram(
+    local_counts, *, num_classes: int, label_mode: str, backend: Backend | None = None
+) -> LabelHistogram:
+    """The LabelHistogram of every worker's own counts, summed (one all-reduce).
+
+    Args:
+      local_counts: int64 [W + 1] of this worker's shard, counted as `label_histogram`
+        counts: W = 2 for binary (negatives, positives), else C; then the examples.
+      num_classes, label_mode: as `label_histogram`'s.
+      backend: as `label_histogram`'s.
+    """
+    num_classes = _check_label_mode(label_mode, num_classes)
+    width = 2 if label_mode == "binary" else num_classes
+    local_counts = tf.constant(np.asarray(local_counts, np.int64))
+    if local_counts.shape != [width + 1]:
+        raise ValueError(
+            f"local_counts must have {width + 1} values ({width} counts, then the examples) "
+            f"for label_mode {label_mode!r} with num_classes={num_classes}; got shape "
+            f"{local_counts.shape}"
+        )
+    totals = resolve_backend(backend).sum_across_workers(local_counts).numpy().astype(np.int64)
     return LabelHistogram(
         counts=totals[:width],
         num_examples=int(totals[width]),

@@ -29,6 +29,10 @@ def get_config() -> config_dict.ConfigDict:
     # Files: a NaN or inf feature or an invalid label "error" (stops the run, naming file,
     # column and row) or "skip" (the row is dropped in every pass and counted).
     config.data.non_finite = "error"
+    # Image folders (image_folder, segmentation_folder): an image that cannot be decoded
+    # (cut short, not an image, empty) "error" (stops the run before training, naming
+    # it) or "skip" (left out of every split, counted). Every image is decoded once first.
+    config.data.bad_files = "error"
     # Files: examples held in the shuffle buffer (0: no shuffle). The synthetic set is
     # in memory: any value > 0 permutes it fully each epoch, the same on every worker.
     config.data.shuffle_buffer = 16384

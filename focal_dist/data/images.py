@@ -13,7 +13,8 @@ random crop covering `crop_min_area` to all of the image (aspect ratio 3/4 to 4/
 resized, and a random horizontal flip. The randomness of example i of this pipeline is
 a stateless function of (seed, pipeline, i), so a resumed run sees the augmentations it
 would have seen.
-Evaluation resizes the whole image. Label counts never decode an image.
+Evaluation resizes the whole image. Label counts never decode an image; the pass
+before training decodes every image of an `image_folder` once (data/bad_files.py).
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ def decode_uint8(encoded, channels: int, *, describe=()) -> tf.Tensor:
         return tf.io.decode_image(
             encoded, channels=channels, expand_animations=False, dtype=tf.uint8
         )
+
+
+def decoded_size(encoded, channels: int, *, describe=()) -> tf.Tensor:
+    """int32 [2] (height, width) of encoded image bytes, from their decoded pixels: the
+    decoder training uses, so a body cut short fails here (its header alone would pass)."""
+    return tf.shape(decode_uint8(encoded, channels, describe=describe))[:2]
 
 
 class ImageSource:

@@ -12,7 +12,9 @@ sees the augmentations it would have seen.
 
 A mask whose size differs from its image's, with a class id at or above num_classes
 other than the ignore label, or whose bytes are not a single-channel PNG, fails with a
-message that names it (`describe`).
+message that names it (`describe`). The pass before training takes the image's size
+from its decoded pixels (`pixel_counts`), so an image that cannot be decoded is found
+there too (data/bad_files.py); `valid_pixel_ids` (the histogram CLI) reads its header.
 """
 
 from __future__ import annotations
@@ -118,6 +120,21 @@ def valid_pixel_ids(image_bytes, mask_bytes, options: MaskOptions, *, describe=(
     mask = decode_mask(mask_bytes, options, describe=describe)
     with tf.control_dependencies([_same_size(image_size(image_bytes), mask, describe)]):
         return tf.boolean_mask(mask, tf.not_equal(mask, options.ignore_label))
+
+
+def pixel_counts(image_hw, mask_bytes, options: MaskOptions, *, describe=()) -> tf.Tensor:
+    """int64 [num_classes]: the valid pixels of each class of one mask, the mask checked
+    (`decode_mask`) and against its image's (height, width) `image_hw`, which the pass
+    before training takes from the decoded image (`images.decoded_size`)."""
+    mask = decode_mask(mask_bytes, options, describe=describe)
+    with tf.control_dependencies([_same_size(image_hw, mask, describe)]):
+        # Ids >= num_classes are not counted: the ignore label (decode_mask refuses others).
+        return tf.math.bincount(
+            tf.cast(mask, tf.int32),
+            minlength=options.num_classes,
+            maxlength=options.num_classes,
+            dtype=tf.int64,
+        )
 
 
 def decode_pair(

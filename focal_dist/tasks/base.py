@@ -65,6 +65,12 @@ class TaskReport:
     rows: list[list]
 
 
+def bad_files_report(found) -> TaskReport:
+    """TensorBoard's table of the image files `data.bad_files = "skip"` left out."""
+    header = [f"image file left out ({found.count} in all)", "why it cannot be decoded"]
+    return TaskReport("data/skipped_files", header, found.table())
+
+
 @dataclasses.dataclass(frozen=True)
 class LossTerm:
     r"""One term of a task's loss, with its own global denominator.

@@ -13,10 +13,10 @@ from absl import logging
 
 from focal_dist import class_weights as class_weights_lib
 from focal_dist import models
-from focal_dist.data import get_source
+from focal_dist.data import bad_files, get_source
 from focal_dist.distribute import Backend, InputInfo
 from focal_dist.tasks import class_weighting
-from focal_dist.tasks.base import Task, TaskReport
+from focal_dist.tasks.base import Task, TaskReport, bad_files_report
 from focal_dist.tasks.classification_losses import LOSSES, NEEDS_HISTOGRAM
 
 LABEL_MODES = {"binary": "binary", "multi_label": "multi_label", "multiclass": "sparse"}
@@ -45,6 +45,7 @@ class ClassificationTask(Task):
         self.histogram = None
         self.alpha = None  # loss.alpha = "auto": each output's negative share (prepare)
         self.skipped = None  # data.non_finite = "skip": the rows dropped, over all workers
+        self.bad_files = None  # data.bad_files = "skip": the images left out, over all workers
         # The data set, whatever its kind (focal_dist/data/sources/).
         self.source = get_source(
             config.data, label_mode=self.label_mode, num_classes=self.num_outputs
@@ -89,7 +90,8 @@ class ClassificationTask(Task):
 
         File sources are read once here even when nothing needs the counts: the same
         pass checks every feature and label value, so bad data stops the run before any
-        checkpoint is written.
+        checkpoint is written. Image folders have every image decoded once first: one
+        that cannot be stops the run, or is left out (`data.bad_files`).
         """
         loss = self.config.loss
         scheme = loss.class_weights
@@ -99,8 +101,14 @@ class ClassificationTask(Task):
             or loss.name in NEEDS_HISTOGRAM
             or self.source.label_pass_checks_values
         )
+        info = InputInfo(backend.input_pipeline_id, backend.num_input_pipelines, 4096)
+        _, self.bad_files = bad_files.check_source(
+            self.source,
+            info,
+            mode=self.config.data.bad_files,
+            sum_across_workers=backend.sum_across_workers,
+        )
         if config_skips(self.config):
-            info = InputInfo(backend.input_pipeline_id, backend.num_input_pipelines, 4096)
             local = self.source.skipped_rows(info, "train")
             self.skipped = local.summed(backend.sum_across_workers) if local else None
             if self.skipped is not None:
@@ -128,18 +136,24 @@ class ClassificationTask(Task):
         self.class_weight = class_weighting.fit(self.histogram, loss)
 
     def summary_sections(self) -> dict:
-        if self.skipped is None:
-            return {}
-        return {"data": {"skipped_rows": self.skipped.to_dict()}}
+        data = {}
+        if self.skipped is not None:
+            data["skipped_rows"] = self.skipped.to_dict()
+        if self.bad_files is not None:
+            data["skipped_files"] = self.bad_files.to_dict()
+        return {"data": data} if data else {}
 
     def report(self) -> list[TaskReport]:
-        """The label histogram with its class weights, and the rows the data skipped."""
+        """The label histogram with its class weights, and the rows and files the data
+        skipped."""
         reports = [
             class_weighting.report(self.histogram, self.class_weight, name="data/label_histogram")
         ]
         if self.skipped is not None:
             rows = [[f, int(n)] for f, n in zip(self.skipped.files, self.skipped.rows, strict=True)]
             reports.append(TaskReport("data/skipped_rows", ["file", "rows dropped"], rows))
+        if self.bad_files is not None:
+            reports.append(bad_files_report(self.bad_files))
         return reports
 
     # --- model and loss ---------------------------------------------------------------

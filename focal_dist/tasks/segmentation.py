@@ -23,11 +23,11 @@ import tensorflow as tf
 
 from focal_dist import class_weights as class_weights_lib
 from focal_dist import losses, models
-from focal_dist.data import get_source
+from focal_dist.data import bad_files, get_source
 from focal_dist.distribute import Backend, InputInfo
 from focal_dist.models import batch_norm
 from focal_dist.tasks import class_weighting
-from focal_dist.tasks.base import LossTerm, Task, TaskReport
+from focal_dist.tasks.base import LossTerm, Task, TaskReport, bad_files_report
 from focal_dist.tasks.classification_losses import gamma_schedule
 from focal_dist.tasks.segmentation_metrics import SegmentationEvaluation
 
@@ -63,6 +63,7 @@ class SegmentationTask(Task):
         self.ignore_label = config.data.get("ignore_label", 255)
         self.class_weight = None
         self.histogram = None
+        self.bad_files = None  # data.bad_files = "skip": the images left out, over all workers
         self.source = get_source(config.data, label_mode="sparse", num_classes=self.num_outputs)
 
     @property
@@ -86,13 +87,20 @@ class SegmentationTask(Task):
 
     def prepare(self, backend: Backend) -> None:
         """Counts the valid pixels of every training mask per class over all workers (the
-        class weights) and checks every mask of the held-out splits: a bad mask stops
-        the run here, named, before any checkpoint."""
+        class weights). File sources do it in the pass that decodes every image and
+        checks every mask of every split: a bad mask stops the run here, named, before
+        any checkpoint; an image that cannot be decoded too, or it is left out
+        (`data.bad_files`)."""
         loss = self.config.loss
         class_weighting.scheme(loss)  # an unknown scheme fails before the pass
         info = InputInfo(backend.input_pipeline_id, backend.num_input_pipelines, 1)
-        split = "train"
-        try:
+        checked, self.bad_files = bad_files.check_source(
+            self.source,
+            info,
+            mode=self.config.data.bad_files,
+            sum_across_workers=backend.sum_across_workers,
+        )
+        if checked is None:  # no files: the source's labels alone
             self.histogram = class_weights_lib.label_histogram(
                 self.source.label_batches,
                 num_classes=self.num_outputs,
@@ -100,20 +108,29 @@ class SegmentationTask(Task):
                 backend=backend,
                 label_fn=lambda ids: ids,
             )
-            for split in ("eval", "calibration"):
-                if hasattr(self.source, "check_split"):
-                    self.source.check_split(info, split)
-        except tf.errors.InvalidArgumentError as error:
-            if not hasattr(self.source, "locate"):
-                raise
-            raise self.source.locate(info, split, error) from error
+        else:
+            self.histogram = class_weights_lib.summed_histogram(
+                checked.label_counts,
+                num_classes=self.num_outputs,
+                label_mode="sparse",
+                backend=backend,
+            )
         self.class_weight = class_weighting.fit(self.histogram, loss, what="pixel")
 
-    def report(self) -> TaskReport | None:
-        """The pixel histogram and the class weights fitted from it."""
-        return class_weighting.report(
-            self.histogram, self.class_weight, name="data/pixel_histogram"
-        )
+    def report(self) -> list[TaskReport]:
+        """The pixel histogram and the class weights fitted from it, and the image files
+        left out."""
+        reports = [
+            class_weighting.report(self.histogram, self.class_weight, name="data/pixel_histogram")
+        ]
+        if self.bad_files is not None:
+            reports.append(bad_files_report(self.bad_files))
+        return reports
+
+    def summary_sections(self) -> dict:
+        if self.bad_files is None:
+            return {}
+        return {"data": {"skipped_files": self.bad_files.to_dict()}}
 
     # --- model and loss ---------------------------------------------------------------
     def build_model(self):

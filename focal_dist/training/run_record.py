@@ -6,7 +6,7 @@ run) compares its config with it, before anything is written:
 
 - fields that do not change the math (`RESUMABLE`: logging, evaluation and checkpoint
   cadence, `keep_checkpoints`, `profile_steps`, `steps_per_loop`, XLA, determinism, how
-  gradients travel) resume, and the change is recorded;
+  gradients travel, `data.bad_files`) resume, and the change is recorded;
 - `train.steps` (how far to train) may change: the steps already trained stay what they
   were. Where the learning-rate schedule depends on it (`optimizer.total_steps`, which
   the shipped configs tie to `train.steps`, with `optimizer.decay = "cosine"`), the
@@ -44,6 +44,9 @@ RESUMABLE = (
     "train.deterministic",
     "train.allreduce",
     "train.allreduce_bucket_mb",
+    # Under "error" an image that cannot be decoded stops the run before it trains, so
+    # switching either way never changes what a run that trained has seen.
+    "data.bad_files",
 )
 
 

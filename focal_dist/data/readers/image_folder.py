@@ -101,6 +101,23 @@ class ImageFolder:
         """This pipeline's `(path, label)` pairs, unbatched; `load` reads the bytes."""
         return tf.data.Dataset.from_tensor_slices(self._shard(info))
 
+    def indexed_paths(self, info: InputInfo) -> tuple[list[int], tf.data.Dataset]:
+        """(indices in `paths` of this pipeline's images, their `(index, path)` records),
+        for the pass before training."""
+        paths, _ = self._shard(info)
+        indices = list(range(len(self.paths)))[info.pipeline_id :: info.num_pipelines]
+        return indices, tf.data.Dataset.from_tensor_slices(
+            (tf.constant(indices, tf.int64), tf.constant(paths, tf.string))
+        )
+
+    def drop(self, files) -> None:
+        """Leaves `files` out of the listing, before any pipeline takes its shard of it."""
+        keep = [path not in files for path in self.paths]
+        if not any(keep):
+            raise DataError(f"image_folder {self.directory!r}: no image left to train on")
+        self.paths = [path for path, kept in zip(self.paths, keep, strict=True) if kept]
+        self.labels = self.labels[np.asarray(keep)]
+
     @staticmethod
     def parse(record: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """`(path, label)`: a listing's record is already split."""

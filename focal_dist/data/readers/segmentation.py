@@ -6,11 +6,13 @@
 * `segmentation_tfrecord`: tf.train.Example records with TF Model Garden's keys,
   `image/encoded` and `image/segmentation/class/encoded` (both configurable).
 
-Both readers give this pipeline's raw records (`records`), split into `(image bytes,
-mask bytes)` by `load` and named by `describe`: pairs are split between pipelines
-every P-th pair, TFRecord files between pipelines (their records when there are fewer
-files than pipelines), so every example is in exactly one shard. `scan` walks a shard
-eagerly, naming each example, to find the one a failed pass could not name.
+Both readers give this pipeline's raw records (`records`; `indexed_records` with each
+image's index for the pass before training), split into `(image bytes, mask bytes)` by
+`load` (`load_image`, `load_mask`: one of them) and named by `describe`: pairs are
+split between pipelines every P-th pair, TFRecord files between pipelines (their
+records when there are fewer files than pipelines), so every example is in exactly one
+shard. `scan` walks a shard eagerly, naming each example, to find the one a failed pass
+could not name.
 
 Batch prediction reads images without masks (`folder_prediction_records`,
 `tfrecord_prediction_records`): the image sources' records, each with the name its
@@ -48,6 +50,8 @@ def _stems(folder: str, extensions) -> dict[str, str]:
 
 class SegmentationFolder:
     """The (image, mask) pairs of `directory/images` and `directory/masks`."""
+
+    drops_files = True  # an image that cannot be decoded can be left out (data.bad_files)
 
     def __init__(self, directory: str):
         self.directory = directory
@@ -88,9 +92,41 @@ class SegmentationFolder:
         """This pipeline's `(image path, mask path)` pairs."""
         return tf.data.Dataset.from_tensor_slices(self._shard(info))
 
+    @property
+    def image_files(self) -> list[str]:
+        """Every image, in listing order (what the pass before training names)."""
+        return self.images
+
+    def indexed_records(self, info: InputInfo) -> tuple[list[int], tf.data.Dataset]:
+        """(indices in `images` of this pipeline's pairs, their `(index, image path, mask
+        path)` records), for the pass before training."""
+        images, masks = self._shard(info)
+        indices = list(range(len(self)))[info.pipeline_id :: info.num_pipelines]
+        return indices, tf.data.Dataset.from_tensor_slices(
+            (tf.constant(indices, tf.int64), tf.constant(images), tf.constant(masks))
+        )
+
+    def drop(self, files) -> None:
+        """Leaves the pairs of the images `files` out, before any pipeline takes its shard."""
+        keep = [image not in files for image in self.images]
+        if not any(keep):
+            raise DataError(f"segmentation_folder {self.directory!r}: no pair left to train on")
+        self.images = [i for i, kept in zip(self.images, keep, strict=True) if kept]
+        self.masks = [m for m, kept in zip(self.masks, keep, strict=True) if kept]
+
     @staticmethod
     def load(image_path, mask_path):
         return tf.io.read_file(image_path), tf.io.read_file(mask_path)
+
+    @staticmethod
+    def load_image(image_path, mask_path):
+        del mask_path
+        return tf.io.read_file(image_path)
+
+    @staticmethod
+    def load_mask(image_path, mask_path):
+        del image_path
+        return tf.io.read_file(mask_path)
 
     @staticmethod
     def describe(image_path, mask_path):
@@ -105,6 +141,11 @@ class SegmentationFolder:
 
 class SegmentationTFRecord:
     """Encoded images and masks from TFRecord files."""
+
+    # An image is a record, not a file: one that cannot be decoded stops the pass before
+    # training, named by `scan`.
+    drops_files = False
+    image_files: tuple[str, ...] = ()
 
     def __init__(self, path: str, *, image_key: str, mask_key: str):
         self.path = path
@@ -132,6 +173,16 @@ class SegmentationTFRecord:
     def load(self, record):
         parsed = tf.io.parse_single_example(record, self._spec)
         return parsed[self.image_key], parsed[self.mask_key]
+
+    def load_image(self, record):
+        return self.load(record)[0]
+
+    def load_mask(self, record):
+        return self.load(record)[1]
+
+    def indexed_records(self, info: InputInfo) -> tuple[list[int], tf.data.Dataset]:
+        """([], this pipeline's `(index, record)`), for the pass before training."""
+        return [], self.records(info).enumerate()
 
     def describe(self, record):
         del record

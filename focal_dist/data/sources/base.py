@@ -13,6 +13,7 @@ import abc
 
 import tensorflow as tf
 
+from focal_dist.data.bad_files import FileCheck
 from focal_dist.data.skipped_rows import SkippedRows
 from focal_dist.distribute import InputInfo
 
@@ -108,6 +109,19 @@ class Source(abc.ABC):
         One pass over the shard; `SkippedRows.summed` adds the pipelines' counts."""
         del info, split
         return None
+
+    def check_files(self, info: InputInfo) -> FileCheck | None:
+        """The pass before training over this pipeline's shard of every split, for sources
+        of image files: every image read once and decoded as training decodes it, the
+        ones that cannot be marked (data/bad_files.py); a segmentation source also checks
+        every mask and counts the training pixels in it. None: no image files."""
+        del info
+        return None
+
+    def drop_files(self, files) -> None:
+        """Leaves the image files `files` (what `check_files` marked, on any worker) out of
+        every split, before any pipeline takes its shard: the same on every worker."""
+        raise ValueError(f"data.source={self.name!r} has no image files to leave out ({files})")
 
     def prediction_batches(self, path: str, info: InputInfo, batch_size: int) -> tf.data.Dataset:
         """This pipeline's batches of `{"file": string [B], "row": int64 [B] (index within

@@ -4,20 +4,24 @@ Features are float32 [B, H, W, channels] in [0, 1]; labels int64 [B, H, W] class
 `data.ignore_label`. Training reads this pipeline's shard (data/readers/segmentation.py),
 shuffled, each pair decoded, checked and augmented together (data/masks.py); eval and
 calibration are read whole on every pipeline, resized without augmentation, and split
-by global batch. `label_batches` gives, per batch of training masks, the class ids of
-their valid pixels (the pixel histogram's input); `check_split` runs the same checks over a held-out
-split, so a bad mask anywhere stops the run in the pass before training. A failed pass
-is turned into a DataError naming the example by `locate`. `prediction_batches` reads
-images alone (batch prediction), at any depth under a folder or of a glob, or records.
+by global batch. `check_files` is the pass before training: it decodes every image of
+every split, checks every mask against it and counts the training masks' valid pixels
+per class (the pixel histogram), so a bad mask anywhere stops the run before training
+(a failed pass is turned into a DataError naming the example by `locate`) and an image
+that cannot be decoded is refused or left out (data/bad_files.py, `drop_files`).
+`label_batches` gives, per batch of training masks, the class ids of their valid pixels
+(`python -m focal_dist.histogram` counts them; the image's size read from its header).
+`prediction_batches` reads images alone (batch prediction), at any depth under a folder
+or of a glob, or records.
 """
 
 from __future__ import annotations
 
-import re
-
+import numpy as np
 import tensorflow as tf
 
-from focal_dist.data import images, masks, pipeline
+from focal_dist.data import bad_files, images, masks, pipeline
+from focal_dist.data.bad_files import error_text
 from focal_dist.data.files import DataError
 from focal_dist.data.readers import segmentation
 from focal_dist.data.readers.segmentation import SegmentationFolder, SegmentationTFRecord
@@ -157,33 +161,66 @@ class SegmentationFilesSource(Source):
         pipeline's shard, checked: count them with `label_histogram(label_mode="sparse")`."""
         return self._pixel_ids(self.readers["train"], info)
 
-    def check_split(self, info: InputInfo, split: str) -> None:
-        """Reads and checks every mask of this pipeline's shard of a held-out split."""
-        reader = self.readers[split]
-        if reader is not None and reader is not self.readers["train"]:
-            self._pixel_ids(reader, info).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+    def check_files(self, info: InputInfo) -> bad_files.FileCheck:
+        """The pass before training over this pipeline's shard of every split: each image
+        decoded, each mask checked against it; the training masks' valid pixels counted
+        per class (the pixel histogram) over the pairs whose image decoded. An image
+        that cannot be decoded is left out of the pass and reported (a folder's; a
+        TFRecord's stops it); a bad mask stops it, named (`locate`)."""
+        channels, options = self.options.image.channels, self.options
+        parts, label_counts, checked = [], None, []
+        for split in ("train", "eval", "calibration"):
+            reader = self.readers[split]
+            if reader is None or any(reader is other for other in checked):
+                continue
+            checked.append(reader)
+
+            def decode(*record, reader=reader):
+                image = reader.load_image(*record)
+                return images.decoded_size(image, channels, describe=reader.describe(*record))
+
+            def count(size, *record, reader=reader):
+                mask = reader.load_mask(*record)
+                return masks.pixel_counts(size, mask, options, describe=reader.describe(*record))
+
+            shard, records = reader.indexed_records(info)
+            try:
+                kept, counts = bad_files.run_pass(
+                    records,
+                    decode,
+                    count=count,
+                    width=self.num_classes,
+                    drop_undecodable=reader.drops_files,
+                )
+            except tf.errors.InvalidArgumentError as error:
+                raise self.locate(info, split, error) from error
+            if split == "train":
+                label_counts = np.append(counts, counts.sum())
+            parts.append(bad_files.undecodable(reader.image_files, shard, kept))
+        return bad_files.FileCheck(bad_files.joined(parts), label_counts)
+
+    def drop_files(self, files) -> None:
+        for reader in {id(r): r for r in self.readers.values() if r is not None}.values():
+            reader.drop(files)
 
     def locate(self, info: InputInfo, split: str, error: Exception) -> DataError:
         """The DataError naming the first example of this pipeline's shard of `split`
-        whose checks fail (the pass that raised `error` could not name it)."""
+        whose checks fail (the pass that raised `error` could not name it). A folder's
+        image that cannot be decoded is passed over: `check_files` reports those."""
         reader = self.readers[split or "train"]
+        channels = self.options.image.channels
         for name, image, mask in reader.scan(info):
             try:
-                masks.valid_pixel_ids(image, mask, self.options)
+                size = images.decoded_size(image, channels)
             except tf.errors.InvalidArgumentError as bad:
-                return DataError(f"{name}: {_assertion_text(bad.message)}")
-        return DataError(f"data.source={self.name!r} {split} split: {_assertion_text(str(error))}")
-
-
-def _assertion_text(message: str) -> str:
-    """An eager tf.debugging.Assert's data as one line (other errors: their first line)."""
-    if "Summarized data:" not in message:
-        line = message.strip().splitlines()[0] if message.strip() else message
-        # An op's own error ("Invalid PNG ..."), without its node and op decorations.
-        return re.sub(r"\{\{[^}]*\}\}|\[Op:.*$", "", line).strip()
-    items = message.split("Summarized data:", 1)[1].strip().splitlines()
-    text = " ".join(i[2:-1] if i[:2] in ("b'", 'b"') else i for i in items)
-    return text.lstrip(": ")
+                if reader.drops_files:
+                    continue
+                return DataError(f"{name}: the image cannot be decoded: {error_text(bad.message)}")
+            try:
+                masks.pixel_counts(size, mask, self.options)
+            except tf.errors.InvalidArgumentError as bad:
+                return DataError(f"{name}: {error_text(bad.message)}")
+        return DataError(f"data.source={self.name!r} {split} split: {error_text(str(error))}")
 
 
 class SegmentationFolderSource(SegmentationFilesSource):

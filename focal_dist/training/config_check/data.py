@@ -6,8 +6,12 @@ from __future__ import annotations
 import tensorflow as tf
 
 from focal_dist.data import FILE_SOURCES, SOURCES, DataError, resolve_num_features
+from focal_dist.data.bad_files import BAD_FILES
 from focal_dist.data.files import NON_FINITE, label_columns
 from focal_dist.training.config_check.checker import MISSING, Checker, get, is_int
+
+# The sources whose images are files of their own, which data.bad_files=skip leaves out.
+IMAGE_FOLDERS = ("image_folder", "segmentation_folder")
 
 
 def _check_synthetic(check: Checker, config) -> None:
@@ -76,11 +80,23 @@ def _check_files(check: Checker, config, source: str) -> None:
             check.errors.append(f"{field}: {error}")
 
 
+def _check_bad_files(check: Checker, config, source) -> None:
+    check.one_of("data.bad_files", BAD_FILES)
+    if get(config, "data.bad_files") == "skip" and source not in IMAGE_FOLDERS:
+        check.fail(
+            "data.bad_files",
+            f"'error' for data.source={source!r} (skip leaves out image files of "
+            f"{' and '.join(IMAGE_FOLDERS)}; table rows: data.non_finite)",
+            "skip",
+        )
+
+
 def check_data(check: Checker, config) -> None:
     source = get(config, "data.source")
     if source is MISSING:
         return
     check.one_of("data.source", SOURCES)
+    _check_bad_files(check, config, source)
     if source == "segmentation_synthetic":
         _check_synthetic(check, config)
         _check_images(check, config)
