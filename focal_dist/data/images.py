@@ -208,12 +208,13 @@ def prediction_batches(
     records, each image resized without augmentation (as in evaluation); one that cannot
     be decoded has zero features and the decoder's message as its "error"
     (data/unreadable.py)."""
-    rows = unreadable.decode_or_flag(
+    batches = unreadable.decode_or_flag(
         records,
         keep=lambda file, index, encoded: {"file": file, "row": index},
         decode=lambda file, index, encoded: {"features": decode(encoded, options)},
+        batch_size=batch_size,
     )
-    return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def from_config(

@@ -177,9 +177,10 @@ def prediction_batches(records: tf.data.Dataset, options: MaskOptions, batch_siz
         image, size = decode_image(encoded, options.image)
         return {"features": image, "size": size}
 
-    rows = unreadable.decode_or_flag(
+    batches = unreadable.decode_or_flag(
         records,
         keep=lambda file, index, encoded, name: {"file": file, "row": index, "name": name},
         decode=decoded,
+        batch_size=batch_size,
     )
-    return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)

@@ -3,15 +3,15 @@
 Batch prediction must score every good file and name every bad one (a truncated PNG, a
 text file named `.png`, a 0-byte JPEG) with its reason. tf.data has no try/except:
 `ignore_errors` drops a failing element without a trace, and a failing `map` ends the
-whole pipeline. `decode_or_flag` decodes groups of records in a nested dataset with
-`ignore_errors`, finds which positions of the group are missing, and puts them back
-with their decoded fields zero and `"error"` the decoder's message, so that the writer
-can list them and the order and count of rows stay those of the records.
+whole pipeline. `decode_or_flag` decodes each batch of records in a nested dataset with
+`ignore_errors`, finds which positions of the batch are missing, and puts them back with
+their decoded fields zero and `"error"` the decoder's message, so that the writer can
+list them and the order and count of rows stay those of the records.
 
 The decoder runs once per good record, inside the pipeline (no second read of the
 files); it runs a second time, eagerly, only for a record that failed, to get its
-message. Measured on 2 cores with 96x96 PNGs: about 0.15 ms of CPU per image on top of
-the 0.5 ms of decoding and resizing (docs/benchmarks.md).
+message. Its cost beside a plain parallel `map` of the same decoder is within the noise
+of a shared 2-core machine (docs/benchmarks.md, bench/prediction_decode.py).
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from collections.abc import Callable
 import tensorflow as tf
 
 ERROR = "error"  # the key of the decoder's message; "" when the record decoded
-# Records decoded per nested dataset: its fixed cost spread over the group, while groups
-# still run in parallel.
-GROUP_SIZE = 32
 
 
 def decode_or_flag(
@@ -32,37 +29,34 @@ def decode_or_flag(
     *,
     keep: Callable[..., dict],
     decode: Callable[..., dict],
-    group_size: int = GROUP_SIZE,
+    batch_size: int,
 ) -> tf.data.Dataset:
-    """`{**keep(*record), **decode(*record), "error": ""}` for each record, in order;
-    a record `decode` fails on gives `keep(*record)`, zeros for `decode`'s fields and
-    `"error"` the decoder's message (`decoder_message`).
+    """Batches of `batch_size` records (the last may be short), in order:
+    `{**keep(*records), **decode(*record) of each, "error": ""}`; a record `decode` fails
+    on has zeros for `decode`'s fields and `"error"` the decoder's message
+    (`decoder_message`).
 
     Args:
       records: a dataset of tuples (for example `(file, row, encoded image)`).
-      keep: record -> dict of what needs no decoding (its file, row, name); it must not fail.
-      decode: record -> dict of tensors of static shape (the decoded image, its size).
-      group_size: records decoded per nested dataset.
+      keep: a batch of records -> dict of what needs no decoding (their files, rows,
+        names); it must only pick fields, and must not fail.
+      decode: one record -> dict of tensors of static shape (the decoded image, its size).
+      batch_size: records per batch.
     """
 
     # No tensor-dependent Python control flow here: autograph's rewrite is pure cost.
-    @tf.autograph.experimental.do_not_convert
-    def split(*record):
-        return keep(*record), record
-
     @tf.autograph.experimental.do_not_convert
     def decode_one(position, record):
         return position, decode(*record)
 
     @tf.autograph.experimental.do_not_convert
-    def group(kept, record):
+    def decode_batch(*record):
         count = tf.shape(tf.nest.flatten(record)[0])[0]
-        positions = tf.range(count)
         decoded = (
-            tf.data.Dataset.from_tensor_slices((positions, record))
-            .map(decode_one)
+            tf.data.Dataset.from_tensor_slices((tf.range(count), record))
+            .map(decode_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .ignore_errors()
-            .batch(group_size)
+            .batch(batch_size)
         )
         # One batch of the records that decoded, or (when none did) the empty one.
         empty = tf.nest.map_structure(
@@ -86,11 +80,13 @@ def decode_or_flag(
             lambda: _messages(decode, record, good, count),
             lambda: tf.fill([count], ""),
         )
-        return {**kept, **values, ERROR: errors}
+        return {**keep(*record), **values, ERROR: errors}
 
-    grouped = records.map(split).batch(group_size)
-    checked = grouped.map(group, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return checked.unbatch()
+    # Records decode in parallel within a batch, and batches in parallel (tf.data's
+    # autotuning bounds them by the cores and its memory budget).
+    return records.batch(batch_size).map(
+        decode_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
 
 
 def _messages(decode, record, good, count) -> tf.Tensor:

@@ -183,8 +183,8 @@ class PartWriter:
 
     Rows go to a temporary file; `commit` renames it whole to the worker's next part
     file at the first batch `commit_seconds` or more after its first row, and at
-    `close`, so a kill loses about that much of the worker's work. A row whose `"error"` is not empty
-    (an input that could not be decoded) is listed as failed instead, in
+    `close`, so a kill loses about that much of the worker's work. A row whose `"error"`
+    is not empty (an input that could not be decoded) is listed as failed instead, in
     `failed-<w>-of-<n>.json` at `close`.
     """
 
