@@ -257,11 +257,11 @@ def _score(backend, dataset, step, writer) -> None:
             for replica in range(len(outputs["row"])):
                 writer.add({name: values[replica].numpy() for name, values in outputs.items()})
             progress.update(writer.rows)
+        progress.update(writer.rows, force=True)
+        writer.close()
     except BaseException:
-        writer.abandon()
+        writer.abandon()  # the parts already committed stay
         raise
-    progress.update(writer.rows, force=True)
-    writer.close()
 
 
 if __name__ == "__main__":
