@@ -1,19 +1,26 @@
 r"""Scores files with a trained run's export: every input row exactly once, on any backend.
 
     python -m focal_dist.predict --workdir=runs/x --data='new-*.csv' --output=scores/ \
-        [--distribution=default|mirrored|multiworker|horovod] [--num_cpu_devices=N]
+        [--distribution=default|mirrored|multiworker|horovod] [--num_cpu_devices=N] \
+        [--allow_failed_inputs] [--commit_secs=60]
 
 Reads the same sources as training (the work dir's `data.source`: CSV, Parquet,
 TFRecord, image folders or image TFRecords, segmentation folders or TFRecords; labels
 and masks are not needed), applies the model, its calibration and its thresholds from
-`export/` (serving/batch_predict.py says what is written: one part file per worker, then
+`export/` (serving/batch_predict.py says what is written: part files per worker, then
 `prediction.json`; a segmentation run also writes one PNG mask per image,
 serving/mask_writer.py). Every worker scores its own files or rows; together they score
-each row once. Progress lines give rows/s.
+each row once. Progress lines give rows/s. An image that cannot be decoded (truncated,
+not an image, empty) is not scored: `prediction.json` lists it under "failed" with the
+decoder's message, and every other row is scored. A rerun of the same command into the
+same --output resumes (serving/prediction_output.py): committed rows are kept, the rest
+(failed rows included) is scored.
 
-Exit status 0 when every part is written; 1 with one line naming the problem (a work
-dir without an export, an output that already holds results, a file whose columns are
-not the model's, a NaN feature with its file and row), before any part is written.
+Exit status: 0 when every row is scored; 3 (FAILED_INPUTS) when some inputs could not
+be decoded and were not scored (one line names how many and where they are listed; 0
+with --allow_failed_inputs); 1 with one line naming the problem (a work dir without an
+export, an output that holds another prediction's results or a finished one, a file
+whose columns are not the model's, a NaN feature with its file and row).
 """
 
 from __future__ import annotations
@@ -41,7 +48,22 @@ flags.DEFINE_string(
     "segmentation_folder, segmentation_tfrecord); default: the run's data.source (required "
     "for a run trained on synthetic data).",
 )
+flags.DEFINE_bool(
+    "allow_failed_inputs",
+    False,
+    "Exit 0 when some inputs could not be decoded (prediction.json lists them either way).",
+)
+flags.DEFINE_float(
+    "commit_secs",
+    60.0,
+    "Seconds between a worker's part files: each is renamed into --output whole, so a "
+    "killed prediction, rerun, scores again at most this much of each worker's work; 0: "
+    "after every batch.",
+)
 flags.mark_flags_as_required(["workdir", "data", "output"])
+
+# The exit status of a prediction that scored every row but those it could not decode.
+FAILED_INPUTS = 3
 
 
 def _source(config, deploy: dict, data: str):
@@ -87,11 +109,12 @@ def main(argv):
     from focal_dist import _cli
     from focal_dist.data import checks
     from focal_dist.serving.batch_predict import PredictionError
+    from focal_dist.serving.prediction_output import OutputError
 
     try:
         with checks.bad_data_as_data_error():
             return _predict(backend)
-    except (PredictionError, *_cli.user_errors()) as error:
+    except (PredictionError, OutputError, *_cli.user_errors()) as error:
         return _cli.report(error)
 
 
@@ -101,26 +124,40 @@ def _predict(backend) -> int:
     import tensorflow as tf
     from ml_collections import config_dict
 
-    from focal_dist.serving import batch_predict
+    from focal_dist.serving import batch_predict, prediction_output
     from focal_dist.training import resume
 
     deploy, config = batch_predict.load_export(FLAGS.workdir)
-    refused = ""
-    if backend.is_chief:
-        run = batch_predict.run_identity(FLAGS.workdir, FLAGS.data, backend.num_workers)
-        try:
-            batch_predict.prepare_output(FLAGS.output, run)
-        except batch_predict.PredictionError as error:
-            refused = str(error)
-    if resume.any_worker(backend, bool(refused)):
-        raise batch_predict.PredictionError(refused or "the chief refused --output; see its log")
-    done = batch_predict.part_path(FLAGS.output, backend.worker_index, backend.num_workers)
     with backend.scope():
         model = keras.models.load_model(
             os.path.join(FLAGS.workdir, "export", "model.keras"), compile=False
         )
     source = _source(config_dict.ConfigDict(config), deploy, FLAGS.data)
     _check_schema(source, deploy, model, FLAGS.data)
+    # Claimed once the input is known to fit the model: a refused input leaves no claim.
+    refused = ""
+    if backend.is_chief:
+        run = prediction_output.identity(
+            workdir=FLAGS.workdir,
+            data=FLAGS.data,
+            source=source.name,
+            files=source.prediction_files(FLAGS.data),
+        )
+        try:
+            prediction_output.claim(FLAGS.output, run)
+        except prediction_output.OutputError as error:
+            refused = str(error)
+    if resume.any_worker(backend, bool(refused)):
+        raise prediction_output.OutputError(refused or "the chief refused --output; see its log")
+    # Every worker reads what earlier attempts committed: parts of its own shard that
+    # another worker commits meanwhile change nothing it reads (data/scored_rows.py).
+    scored, _ = prediction_output.read_parts(FLAGS.output)
+    if len(scored):
+        logging.info(
+            "worker %d: %d rows scored by an earlier attempt are kept; scoring the rest",
+            backend.worker_index,
+            len(scored),
+        )
     score = batch_predict.scorer_for(deploy)
 
     def replica(batch):
@@ -131,63 +168,100 @@ def _predict(backend) -> int:
             lambda: tf.cast(model(features, training=False), tf.float32),
             lambda: tf.zeros([0, *model.output_shape[1:]]),
         )
-        # What the writer needs of the batch (file, row; a mask's name and size) travels on.
+        # What the writer needs of the batch (file, row; a mask's name and size; why an
+        # input failed) travels on.
         kept = {name: value for name, value in batch.items() if name != "features"}
         return {**kept, **score(logits)}
 
     step = tf.function(lambda batch: backend.run(replica, args=(batch,)))
     per_replica = FLAGS.batch_size
     dataset = backend.distribute_dataset(
-        lambda info: source.prediction_batches(FLAGS.data, info, per_replica),
+        lambda info: source.prediction_batches(FLAGS.data, info, per_replica, scored),
         per_replica * backend.num_replicas_in_sync,
     )
-    if os.path.exists(done):  # A resumed run: this worker's part is already whole.
-        path, rows = done, batch_predict.count_rows(done)
-        logging.info("worker %d keeps %s (%d rows)", backend.worker_index, done, rows)
-    else:
-        path, rows = _score(backend, dataset, step, score)
-    counts = np.zeros(backend.num_workers, np.float64)
-    counts[backend.worker_index] = rows
+    writer = score.writer(
+        FLAGS.output, backend.worker_index, backend.num_workers, commit_seconds=FLAGS.commit_secs
+    )
+    _score(backend, dataset, step, writer)
+    # Distribution: one SUM of [rows of each worker..., failed rows of each worker...]
+    # after every worker has closed its parts; then the chief writes the manifest.
+    counts = np.zeros(2 * backend.num_workers, np.float64)
+    counts[backend.worker_index] = writer.rows
+    counts[backend.num_workers + backend.worker_index] = len(writer.failed)
     counts = backend.sum_across_workers(tf.constant(counts)).numpy().astype(int)
-    logging.info("worker %d: %s (%d rows)", backend.worker_index, path, rows)
+    logging.info(
+        "worker %d: %d rows in %d part(s), %d failed",
+        backend.worker_index,
+        writer.rows,
+        len(writer.parts),
+        len(writer.failed),
+    )
+    failed = int(counts[backend.num_workers :].sum())
     if backend.is_chief:
-        batch_predict.write_manifest(
-            FLAGS.output,
-            {
-                "workdir": os.path.abspath(FLAGS.workdir),
-                "data": FLAGS.data,
-                "distribution": backend.name,
-                "rows": int(counts.sum()),
-                "parts": {
-                    f"part-{w:05d}-of-{backend.num_workers:05d}.csv": int(c)
-                    for w, c in enumerate(counts)
-                },
-                "label_mode": deploy["label_mode"],
-                "thresholds": (deploy.get("decision") or {}).get("thresholds"),
-            },
-        )
-        logging.info("scored %d rows into %s", int(counts.sum()), FLAGS.output)
+        _write_manifest(backend, deploy, scored_now=int(counts[: backend.num_workers].sum()))
+    # Distribution: no worker exits before the manifest is written (a launcher stops the
+    # others when one exits non-zero).
+    backend.sum_across_workers(tf.zeros([1], tf.float64))
     sys.stdout.flush()
-    return 0
+    if not failed:
+        return 0
+    if backend.is_chief:
+        report = logging.warning if FLAGS.allow_failed_inputs else logging.error
+        report(
+            "%d input(s) could not be decoded and were not scored: %s lists each under "
+            '"failed" with its file, row and reason; rerun the same command to retry them%s',
+            failed,
+            os.path.join(FLAGS.output, prediction_output.MANIFEST),
+            "" if FLAGS.allow_failed_inputs else " (--allow_failed_inputs: exit status 0)",
+        )
+    sys.stdout.flush()
+    return 0 if FLAGS.allow_failed_inputs else FAILED_INPUTS
 
 
-def _score(backend, dataset, step, score) -> tuple[str, int]:
-    """Scores this worker's batches into its part file; (its path, its rows)."""
+def _write_manifest(backend, deploy: dict, scored_now: int) -> None:
+    """prediction.json: every committed part (of every attempt) and every failed row."""
+    from focal_dist.serving import prediction_output
+
+    _, parts = prediction_output.read_parts(FLAGS.output)
+    failed = prediction_output.read_failures(FLAGS.output)
+    prediction_output.write_manifest(
+        FLAGS.output,
+        {
+            "workdir": os.path.abspath(FLAGS.workdir),
+            "data": FLAGS.data,
+            "distribution": backend.name,
+            "rows": sum(parts.values()),
+            "parts": parts,
+            "failed": failed,
+            "label_mode": deploy["label_mode"],
+            "thresholds": (deploy.get("decision") or {}).get("thresholds"),
+        },
+    )
+    logging.info(
+        "scored %d rows into %s (%d by this attempt), %d failed",
+        sum(parts.values()),
+        FLAGS.output,
+        scored_now,
+        len(failed),
+    )
+
+
+def _score(backend, dataset, step, writer) -> None:
+    """Scores this worker's batches into its part files."""
     from focal_dist.serving import batch_predict
 
-    writer = score.writer(FLAGS.output, backend.worker_index, backend.num_workers)
     progress = batch_predict.Progress(total=None)
     try:
         for batch in dataset:
             outputs = {name: backend.local_results(t) for name, t in step(batch).items()}
             for replica in range(len(outputs["row"])):
-                writer.write({name: values[replica].numpy() for name, values in outputs.items()})
+                writer.add({name: values[replica].numpy() for name, values in outputs.items()})
             progress.update(writer.rows)
+        progress.update(writer.rows, force=True)
+        writer.close()
     except BaseException:
-        writer.abandon()
+        writer.abandon()  # the parts already committed stay
         raise
-    progress.update(writer.rows, force=True)
-    return writer.commit(), writer.rows
 
 
 if __name__ == "__main__":

@@ -116,8 +116,9 @@ class ReaderOptions:
         return not self.prediction_rows
 
 
-def list_files(path: str | Sequence[str]) -> list[str]:
-    """Files matching a path, a glob or a comma-separated list of either, sorted."""
+def list_files(path: str | Sequence[str], *, allow_empty: bool = False) -> list[str]:
+    """Files matching a path, a glob or a comma-separated list of either, sorted; a file
+    of 0 bytes is refused unless `allow_empty` (batch prediction lists it as failed)."""
     patterns = path.split(",") if isinstance(path, str) else list(path)
     files = []
     for pattern in patterns:
@@ -125,7 +126,7 @@ def list_files(path: str | Sequence[str]) -> list[str]:
         if not matched:
             raise DataError(f"data path {pattern.strip()!r}: no such file")
         files.extend(matched)
-    for name in files:
+    for name in [] if allow_empty else files:
         if tf.io.gfile.stat(name).length == 0:
             raise DataError(f"data file {name!r} is empty")
     return files

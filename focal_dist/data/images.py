@@ -23,7 +23,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from focal_dist.data import pipeline
+from focal_dist.data import pipeline, unreadable
 from focal_dist.data.files import DataError
 from focal_dist.data.readers.image_folder import ImageFolder
 from focal_dist.data.readers.image_tfrecord import ImageTFRecord
@@ -211,15 +211,17 @@ class ImageSource:
 def prediction_batches(
     records: tf.data.Dataset, options: ImageOptions, batch_size: int
 ) -> tf.data.Dataset:
-    """Batches of `{"file", "row", "features"}` from `(file, row, encoded image)` records,
-    each image resized without augmentation (as in evaluation)."""
-
-    def row(file, index, encoded):
-        image = decode(encoded, options, describe=["file", file, "row", index])
-        return {"file": file, "row": index, "features": image}
-
-    images = records.map(row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return images.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    """Batches of `{"file", "row", "features", "error"}` from `(file, row, encoded image)`
+    records, each image resized without augmentation (as in evaluation); one that cannot
+    be decoded has zero features and the decoder's message as its "error"
+    (data/unreadable.py)."""
+    batches = unreadable.decode_or_flag(
+        records,
+        keep=lambda file, index, encoded: {"file": file, "row": index},
+        decode=lambda file, index, encoded: {"features": decode(encoded, options)},
+        batch_size=batch_size,
+    )
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def from_config(

@@ -23,7 +23,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from focal_dist.data import images
+from focal_dist.data import images, unreadable
 
 _PNG = b"\x89PNG"
 _JPEG = b"\xff\xd8\xff"
@@ -185,13 +185,19 @@ def decode_image(encoded, options: images.ImageOptions, *, describe=()):
 
 
 def prediction_batches(records: tf.data.Dataset, options: MaskOptions, batch_size: int):
-    """Batches of `{"file", "row", "name", "size", "features"}` from `(file, row, encoded
-    image, name)` records: each image decoded as `decode_image` does, with its own size
-    (int32 [B, 2]) to resize its mask back to."""
+    """Batches of `{"file", "row", "name", "size", "features", "error"}` from `(file, row,
+    encoded image, name)` records: each image decoded as `decode_image` does, with its
+    own size (int32 [B, 2]) to resize its mask back to; one that cannot be decoded has
+    zero features and size and the decoder's message as its "error" (data/unreadable.py)."""
 
-    def row(file, index, encoded, name):
-        image, size = decode_image(encoded, options.image, describe=["file", file, "row", index])
-        return {"file": file, "row": index, "name": name, "size": size, "features": image}
+    def decoded(file, index, encoded, name):
+        image, size = decode_image(encoded, options.image)
+        return {"features": image, "size": size}
 
-    rows = records.map(row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    batches = unreadable.decode_or_flag(
+        records,
+        keep=lambda file, index, encoded, name: {"file": file, "row": index, "name": name},
+        decode=decoded,
+        batch_size=batch_size,
+    )
+    return batches.prefetch(tf.data.AUTOTUNE)

@@ -9,12 +9,13 @@ class ids:
                              extension (a folder: the masks pair with the images by
                              stem, as segmentation_folder reads them), or
                              <TFRecord file>/<record index>
-    DIR/part-<worker>-of-<workers>.csv
+    DIR/part-<worker>-of-<workers>-<k>.csv
                              file, row, mask (the PNG's path under DIR), pixels_<k>
                              (the mask's pixels of class k)
 
-A mask is written beside and renamed, so it is whole or absent; a rerun of a worker
-whose part was not committed rewrites the same masks.
+A mask is written beside and renamed, so it is whole or absent; a resumed prediction
+rewrites the masks of the rows whose part was not committed. An image that cannot be
+decoded gets no mask (the manifest lists it as failed).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from focal_dist.serving.batch_predict import PartWriter
 from focal_dist.serving.mask_export import LABEL_MODE
+from focal_dist.serving.prediction_output import PartWriter
 
 MASKS = "masks"
 
@@ -44,16 +45,16 @@ class MaskScorer:
         # bytes leave the replicas.
         return {"decisions": tf.cast(tf.argmax(logits, axis=-1), tf.uint8)}
 
-    def writer(self, directory: str, worker: int, num_workers: int) -> MaskWriter:
-        return MaskWriter(directory, worker, num_workers, self.num_outputs)
+    def writer(self, directory: str, worker: int, num_workers: int, **options) -> MaskWriter:
+        return MaskWriter(directory, worker, num_workers, self.num_outputs, **options)
 
 
 class MaskWriter(PartWriter):
-    """One worker's masks and its part file (whole when `commit` renames it)."""
+    """One worker's masks and its part files (each whole when `commit` renames it)."""
 
-    def __init__(self, directory: str, worker: int, num_workers: int, num_classes: int):
+    def __init__(self, directory: str, worker: int, num_workers: int, num_classes: int, **options):
         header = ["mask", *(f"pixels_{k}" for k in range(num_classes))]
-        super().__init__(directory, worker, num_workers, header)
+        super().__init__(directory, worker, num_workers, header, **options)
         self.directory = directory
         self.num_classes = num_classes
 
@@ -72,7 +73,6 @@ class MaskWriter(PartWriter):
             _write_bytes(os.path.join(self.directory, relative), tf.io.encode_png(mask).numpy())
             pixels = np.bincount(mask.numpy().ravel(), minlength=self.num_classes)
             self._writer.writerow([file.decode(), int(row), relative, *pixels.tolist()])
-        self.rows += len(outputs["row"])
 
 
 def _write_bytes(path: str, data: bytes) -> None:

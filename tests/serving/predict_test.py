@@ -1,10 +1,15 @@
 """`python -m focal_dist.predict` as a batch job meets it: uneven CSV files scored under
 default, mirrored, multiworker and horovod, every row exactly once, each score equal to
-the exported model plus calibration and threshold; bad input named before any part."""
+the exported model plus calibration and threshold; bad input named before any part; a
+prediction killed mid-way resumed by the same command on another number of workers."""
 
 import csv
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +77,14 @@ def _expected(workdir: Path, features: dict):
     return expected, threshold
 
 
-def _predict(distribution, workdir, data, output, check=True):
+def _predict(distribution, workdir, data, output, check=True, extra=()):
     args = [
         "-m",
         "focal_dist.predict",
         f"--workdir={workdir}",
         f"--data={data}",
         f"--output={output}",
+        *extra,
     ]
     command = runs.distributed_command(distribution, args)
     if distribution == "mirrored":
@@ -134,29 +140,62 @@ def test_another_prediction_or_a_finished_one_into_the_same_output_is_refused(tr
     (output / "prediction.json").unlink()
     other = _predict("default", workdir, root / "new" / "b.csv", output, check=False)
     assert other.returncode == 1
-    assert "already holds results of another prediction (it differs in data)" in other.stderr
+    new = root / "new"
+    assert (
+        "already holds results of another prediction (other input files: "
+        f"1 added ({new / 'b.csv'}), 1 removed ({new / 'a.csv'}))" in other.stderr
+    ), other.stderr[-2000:]
     assert {p.name: p.read_bytes() for p in output.iterdir()} == {
         k: v for k, v in before.items() if k != "prediction.json"
     }
 
 
-def test_a_restarted_job_keeps_the_whole_parts_and_scores_the_rest(trained, tmp_path):
-    # As after a preempted pod: one worker's part is whole, the other's and the manifest
-    # are missing; the same command resumes into the same output.
+def _kill_after_the_first_part(command: list, output: Path, log: Path) -> None:
+    """Starts `command` and kills it (-9, no clean-up) as soon as it has committed a part."""
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            command, cwd=runs.ROOT, env=runs.env(), stdout=subprocess.DEVNULL, stderr=stderr
+        )
+    deadline = time.monotonic() + 300
+    while not list(output.glob("part-*.csv")):
+        assert process.poll() is None, f"it ended before its first part: {log.read_text()[-2000:]}"
+        assert time.monotonic() < deadline, "no part within 300 s"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def test_a_killed_prediction_rerun_keeps_its_committed_rows_and_scores_each_other_row_once(
+    trained, tmp_path
+):
+    # A pod killed mid-way, a part committed after every batch of 4 rows; the same
+    # command, restarted on two Horovod ranks, resumes into the same output.
     root, workdir, _ = trained
     output = tmp_path / "scores"
     data = root / "new" / "*.csv"
-    _predict("horovod", workdir, data, output)
-    first, second = sorted(output.glob("part-*.csv"))
-    kept = first.stat().st_mtime_ns, first.read_bytes()
-    rescored = second.read_bytes()
-    second.unlink()
-    (output / "prediction.json").unlink()
-    result = _predict("horovod", workdir, data, output)
-    assert "resuming the prediction" in result.stderr + result.stdout
-    assert (first.stat().st_mtime_ns, first.read_bytes()) == kept
-    assert second.read_bytes() == rescored
-    assert json.loads((output / "prediction.json").read_text())["rows"] == sum(FILES.values())
+    flags = [f"--workdir={workdir}", f"--data={data}", f"--output={output}", "--batch_size=4"]
+    command = [sys.executable, "-m", "focal_dist.predict", *flags, "--commit_secs=0"]
+    _kill_after_the_first_part(command, output, tmp_path / "killed.log")
+    kept = {part.name: part.read_bytes() for part in output.glob("part-*.csv")}
+    before = sum(len(text.splitlines()) - 1 for text in kept.values())
+    assert 0 < before < sum(FILES.values())
+    assert not (output / "prediction.json").exists()
+
+    result = _predict("horovod", workdir, data, output, extra=["--batch_size=4"])
+    log = result.stderr + result.stdout
+    assert "resuming the prediction" in log
+    assert f"{before} rows scored by an earlier attempt are kept" in log
+    assert {name: (output / name).read_bytes() for name in kept} == kept
+    rows = _read_parts(output)
+    keys = [(name, row) for name, row, _, _ in rows]
+    assert len(keys) == len(set(keys)) == sum(FILES.values())
+    new_parts = [part for part in output.glob("part-*.csv") if part.name not in kept]
+    assert sum(len(part.read_text().splitlines()) - 1 for part in new_parts) == len(keys) - before
+    manifest = json.loads((output / "prediction.json").read_text())
+    assert manifest["rows"] == sum(FILES.values())
+    assert manifest["failed"] == []
+    assert sorted(manifest["parts"]) == sorted(p.name for p in output.glob("part-*.csv"))
+    assert not list(output.glob(".part-*"))
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from focal_dist.data.files import DataError, list_files
+from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.distribute import InputInfo
 
 # The formats tf.io.decode_image reads (Keras's image_dataset_from_directory list).
@@ -138,9 +139,10 @@ class ImageFolder:
 
 
 def image_files(path: str) -> list[str]:
-    """Every image under a directory (sorted, at any depth), or the files of a glob."""
+    """Every image under a directory (sorted, at any depth), or the files of a glob
+    (batch prediction's input: a 0-byte file is listed, and fails as a bad image)."""
     if not tf.io.gfile.isdir(path):
-        return list_files(path)
+        return list_files(path, allow_empty=True)
     found = []
     for folder, _, names in tf.io.gfile.walk(path):
         found += [os.path.join(folder, n) for n in names if n.lower().endswith(EXTENSIONS)]
@@ -149,11 +151,16 @@ def image_files(path: str) -> list[str]:
     return sorted(found)
 
 
-def prediction_records(path: str, info: InputInfo) -> tf.data.Dataset:
+def prediction_records(
+    path: str, info: InputInfo, scored: ScoredRows | None = None
+) -> tf.data.Dataset:
     """This pipeline's `(file, row, encoded image)` for batch prediction: every image of
     `path` (a folder, searched at any depth with or without class folders, or a glob)
-    once over all pipelines, each its own file (row 0). A pipeline may get none."""
+    once over all pipelines, each its own file (row 0), except those `scored` already
+    (never read). A pipeline may get none."""
     files = image_files(path)[info.pipeline_id :: info.num_pipelines]
+    if scored:
+        files = scored.unscored_files(files)
     return tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string)).map(
         lambda file: (file, tf.constant(0, tf.int64), tf.io.read_file(file))
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from focal_dist.data.files import DataError, list_files, shard_files
+from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.distribute import InputInfo
 
 
@@ -132,18 +133,24 @@ class ImageTFRecord:
         return [f"TFRecord {self.path} feature {self.image_key}"]
 
 
-def prediction_records(path: str, info: InputInfo, image_key: str) -> tf.data.Dataset:
+def prediction_records(
+    path: str, info: InputInfo, image_key: str, scored: ScoredRows | None = None
+) -> tf.data.Dataset:
     """This pipeline's `(file, record index, encoded image)` for batch prediction: every
     record of the files at `path` once over all pipelines (files split between them, or
-    the records of each file when there are fewer files than pipelines). Labels are not
-    read; a pipeline may get no record."""
+    the records of each file when there are fewer files than pipelines), except those
+    `scored` already (read, not parsed). Labels are not read; a pipeline may get no
+    record."""
     own_files, shard_records = shard_files(list_files(path), info)
     spec = {image_key: tf.io.FixedLenFeature([], tf.string)}
+    unscored = (scored or ScoredRows()).unscored()
 
     def file_records(file):
         records = tf.data.TFRecordDataset(file).enumerate()
         if shard_records:
             records = records.shard(info.num_pipelines, info.pipeline_id)
+        if scored:
+            records = records.filter(lambda row, _: unscored(file, row))
         return records.map(
             lambda row, record: (file, row, tf.io.parse_single_example(record, spec)[image_key])
         )

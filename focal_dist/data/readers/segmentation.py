@@ -28,6 +28,7 @@ import tensorflow as tf
 from focal_dist.data.files import DataError, list_files, shard_files
 from focal_dist.data.readers import image_tfrecord
 from focal_dist.data.readers.image_folder import EXTENSIONS, image_files
+from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.distribute import InputInfo
 
 
@@ -205,17 +206,31 @@ def _common_folder(files: list[str]) -> str:
     return prefix[: prefix.rfind("/") + 1]
 
 
-def folder_prediction_records(path: str, info: InputInfo) -> tf.data.Dataset:
+def _prediction_folder(path: str) -> str:
+    """`path`, or its images/ when it is a folder laid out for training (with masks/)."""
+    images_dir, masks_dir = (os.path.join(path, n) for n in ("images", "masks"))
+    if tf.io.gfile.isdir(images_dir) and tf.io.gfile.isdir(masks_dir):
+        return images_dir
+    return path
+
+
+def folder_prediction_files(path: str) -> list[str]:
+    """The images `folder_prediction_records` reads, sorted."""
+    return image_files(_prediction_folder(path))
+
+
+def folder_prediction_records(
+    path: str, info: InputInfo, scored: ScoredRows | None = None
+) -> tf.data.Dataset:
     """This pipeline's `(file, row 0, encoded image, name)` for batch prediction: every
     image under the folder `path` (at any depth; of a folder laid out for training, with
     images/ and masks/, its images/ only) or of a glob, once over all pipelines (every
-    P-th of the sorted listing, as `image_folder.prediction_records`). `name` is the
-    image's path under the folder (a glob's: the files' common folder) without its
-    extension, so that masks written as `<name>.png` pair with the images by stem, as
-    `segmentation_folder` reads them. A pipeline may get no image."""
-    images_dir, masks_dir = (os.path.join(path, n) for n in ("images", "masks"))
-    if tf.io.gfile.isdir(images_dir) and tf.io.gfile.isdir(masks_dir):
-        path = images_dir
+    P-th of the sorted listing, as `image_folder.prediction_records`), except those
+    `scored` already (never read). `name` is the image's path under the folder (a
+    glob's: the files' common folder) without its extension, so that masks written as
+    `<name>.png` pair with the images by stem, as `segmentation_folder` reads them. A
+    pipeline may get no image."""
+    path = _prediction_folder(path)
     files = image_files(path)
     prefix = path.rstrip("/") + "/" if tf.io.gfile.isdir(path) else _common_folder(files)
     names = [os.path.splitext(file[len(prefix) :])[0] for file in files]
@@ -227,23 +242,30 @@ def folder_prediction_records(path: str, info: InputInfo) -> tf.data.Dataset:
                 f"{name}.png (images are named by their path without extension)"
             )
         named[name] = file
-    own = slice(info.pipeline_id, None, info.num_pipelines)
+    own = list(zip(files, names, strict=True))[info.pipeline_id :: info.num_pipelines]
+    own = [(file, name) for file, name in own if (file, 0) not in (scored or ())]
     records = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(files[own], tf.string), tf.constant(names[own], tf.string))
+        (
+            tf.constant([file for file, _ in own], tf.string),
+            tf.constant([name for _, name in own], tf.string),
+        )
     )
     return records.map(
         lambda file, name: (file, tf.constant(0, tf.int64), tf.io.read_file(file), name)
     )
 
 
-def tfrecord_prediction_records(path: str, info: InputInfo, image_key: str) -> tf.data.Dataset:
+def tfrecord_prediction_records(
+    path: str, info: InputInfo, image_key: str, scored: ScoredRows | None = None
+) -> tf.data.Dataset:
     """This pipeline's `(file, record index, encoded image, name)` for batch prediction:
-    `image_tfrecord.prediction_records` (every record once over all pipelines; masks
-    are not read), named `<file under the files' common folder>/<record index>`."""
+    `image_tfrecord.prediction_records` (every record once over all pipelines, except
+    those `scored` already; masks are not read), named `<file under the files' common
+    folder>/<record index>`."""
     prefix = len(_common_folder(list_files(path)).encode())
 
     def named(file, row, encoded):
         relative = tf.strings.substr(file, prefix, tf.strings.length(file) - prefix)
         return file, row, encoded, tf.strings.join([relative, tf.strings.as_string(row)], "/")
 
-    return image_tfrecord.prediction_records(path, info, image_key).map(named)
+    return image_tfrecord.prediction_records(path, info, image_key, scored).map(named)

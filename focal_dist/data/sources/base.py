@@ -14,6 +14,7 @@ import abc
 import tensorflow as tf
 
 from focal_dist.data.bad_files import FileCheck
+from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.data.skipped_rows import SkippedRows
 from focal_dist.distribute import InputInfo
 
@@ -123,12 +124,22 @@ class Source(abc.ABC):
         every split, before any pipeline takes its shard: the same on every worker."""
         raise ValueError(f"data.source={self.name!r} has no image files to leave out ({files})")
 
-    def prediction_batches(self, path: str, info: InputInfo, batch_size: int) -> tf.data.Dataset:
+    def prediction_files(self, path: str) -> list[str]:
+        """The files `prediction_batches` reads at `path`, sorted: what a prediction's
+        input is (its output records them, and a resumed one must read the same)."""
+        del path
+        raise ValueError(f"data.source={self.name!r} has no files to predict on")
+
+    def prediction_batches(
+        self, path: str, info: InputInfo, batch_size: int, scored: ScoredRows | None = None
+    ) -> tf.data.Dataset:
         """This pipeline's batches of `{"file": string [B], "row": int64 [B] (index within
         its file), "features": float32 [B, ...]}` of the files at `path`, for batch
-        prediction: over all pipelines every row of every file exactly once. Labels are
-        not required. Sources without files have none."""
-        del path, info, batch_size
+        prediction: over all pipelines every row of every file exactly once, except the
+        rows `scored` by an earlier attempt. Labels are not required. Image sources add
+        `"error"` (data/unreadable.py): "" or why the image could not be decoded (its
+        features are then zero). Sources without files have none."""
+        del path, info, batch_size, scored
         raise ValueError(f"data.source={self.name!r} has no files to predict on")
 
 

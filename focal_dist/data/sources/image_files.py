@@ -13,6 +13,7 @@ import abc
 import tensorflow as tf
 
 from focal_dist.data import images, pipeline
+from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.data.sources.base import Source, check_split
 from focal_dist.distribute import InputInfo
 
@@ -115,10 +116,15 @@ class ImageFilesSource(Source):
     def label_batches(self, info: InputInfo) -> tf.data.Dataset:
         return self.splits["train"].labels(info, batch_size=_LABEL_BATCH)
 
-    def prediction_batches(self, path: str, info: InputInfo, batch_size: int) -> tf.data.Dataset:
-        records = self.prediction_records(path, info)
+    def prediction_batches(
+        self, path: str, info: InputInfo, batch_size: int, scored: ScoredRows | None = None
+    ) -> tf.data.Dataset:
+        records = self.prediction_records(path, info, scored)
         return images.prediction_batches(records, self.options, batch_size)
 
     @abc.abstractmethod
-    def prediction_records(self, path: str, info: InputInfo) -> tf.data.Dataset:
-        """This pipeline's `(file, row, encoded image)` of the images at `path`."""
+    def prediction_records(
+        self, path: str, info: InputInfo, scored: ScoredRows | None = None
+    ) -> tf.data.Dataset:
+        """This pipeline's `(file, row, encoded image)` of the images at `path`, except
+        those `scored` already."""

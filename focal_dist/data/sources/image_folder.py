@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from focal_dist.data import bad_files, images
 from focal_dist.data.readers import image_folder
+from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.data.sources.image_files import ImageFilesSource
 from focal_dist.distribute import InputInfo
 
@@ -37,9 +38,14 @@ class ImageFolderSource(ImageFilesSource):
         for folder in self._folders():
             folder.drop(files)
 
-    def prediction_records(self, path: str, info: InputInfo) -> tf.data.Dataset:
+    def prediction_files(self, path: str) -> list[str]:
+        return image_folder.image_files(path)
+
+    def prediction_records(
+        self, path: str, info: InputInfo, scored: ScoredRows | None = None
+    ) -> tf.data.Dataset:
         """Every image under the folder `path` (class folders or not), or of a glob."""
-        return image_folder.prediction_records(path, info)
+        return image_folder.prediction_records(path, info, scored)
 
 
 from_config = ImageFolderSource.from_config

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from focal_dist.data.files import list_files
 from focal_dist.data.readers import image_tfrecord
+from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.data.sources.image_files import ImageFilesSource
 from focal_dist.distribute import InputInfo
 
@@ -15,9 +17,14 @@ class ImageTFRecordSource(ImageFilesSource):
     name = "image_tfrecord"
     config_fields = (*ImageFilesSource.config_fields, "image_key", "image_label_key")
 
-    def prediction_records(self, path: str, info: InputInfo) -> tf.data.Dataset:
+    def prediction_files(self, path: str) -> list[str]:
+        return list_files(path)
+
+    def prediction_records(
+        self, path: str, info: InputInfo, scored: ScoredRows | None = None
+    ) -> tf.data.Dataset:
         """Every record of the files at `path`; only `data.image_key` is read."""
-        return image_tfrecord.prediction_records(path, info, self.image_key)
+        return image_tfrecord.prediction_records(path, info, self.image_key, scored)
 
 
 from_config = ImageTFRecordSource.from_config

@@ -22,9 +22,10 @@ import tensorflow as tf
 
 from focal_dist.data import bad_files, images, masks, pipeline
 from focal_dist.data.bad_files import error_text
-from focal_dist.data.files import DataError
+from focal_dist.data.files import DataError, list_files
 from focal_dist.data.readers import segmentation
 from focal_dist.data.readers.segmentation import SegmentationFolder, SegmentationTFRecord
+from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.data.sources.base import Source, check_split
 from focal_dist.distribute import InputInfo
 
@@ -86,15 +87,20 @@ class SegmentationFilesSource(Source):
     def reader(self, data, path: str):
         raise NotImplementedError
 
-    def prediction_records(self, path: str, info: InputInfo) -> tf.data.Dataset:
-        """This pipeline's `(file, row, encoded image, mask name)` of the images at `path`."""
+    def prediction_records(
+        self, path: str, info: InputInfo, scored: ScoredRows | None = None
+    ) -> tf.data.Dataset:
+        """This pipeline's `(file, row, encoded image, mask name)` of the images at `path`,
+        except those `scored` already."""
         raise NotImplementedError
 
-    def prediction_batches(self, path: str, info: InputInfo, batch_size: int) -> tf.data.Dataset:
+    def prediction_batches(
+        self, path: str, info: InputInfo, batch_size: int, scored: ScoredRows | None = None
+    ) -> tf.data.Dataset:
         """`Source.prediction_batches` of images alone, decoded as evaluation decodes them,
         with `"name"` (where the image's mask goes, data/readers/segmentation.py) and
         `"size"` (int32 [B, 2], the image's own height and width)."""
-        records = self.prediction_records(path, info)
+        records = self.prediction_records(path, info, scored)
         return masks.prediction_batches(records, self.options, batch_size)
 
     @property
@@ -229,8 +235,11 @@ class SegmentationFolderSource(SegmentationFilesSource):
     def reader(self, data, path):
         return SegmentationFolder(path)
 
-    def prediction_records(self, path, info):
-        return segmentation.folder_prediction_records(path, info)
+    def prediction_files(self, path):
+        return segmentation.folder_prediction_files(path)
+
+    def prediction_records(self, path, info, scored=None):
+        return segmentation.folder_prediction_records(path, info, scored)
 
 
 class SegmentationTFRecordSource(SegmentationFilesSource):
@@ -241,8 +250,11 @@ class SegmentationTFRecordSource(SegmentationFilesSource):
             path, image_key=data.image_key, mask_key=data.get("mask_key", _MASK_KEY)
         )
 
-    def prediction_records(self, path, info):
-        return segmentation.tfrecord_prediction_records(path, info, self.data.image_key)
+    def prediction_files(self, path):
+        return list_files(path)
+
+    def prediction_records(self, path, info, scored=None):
+        return segmentation.tfrecord_prediction_records(path, info, self.data.image_key, scored)
 
 
 _MASK_KEY = "image/segmentation/class/encoded"

@@ -23,6 +23,7 @@ import tensorflow as tf
 from focal_dist.data import pipeline, skipped_rows
 from focal_dist.data.files import ReaderOptions, list_files
 from focal_dist.data.readers.tables import resolve_num_features
+from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.data.skipped_rows import SkippedRows
 from focal_dist.data.sources.base import Source, check_split
 from focal_dist.distribute import InputInfo
@@ -145,5 +146,12 @@ class TableSource(Source):
         )
         return skipped_rows.count(counts, files, [*labels, *features])
 
-    def prediction_batches(self, path: str, info: InputInfo, batch_size: int) -> tf.data.Dataset:
-        return self.read(path, info, prediction_rows=True, batch_size=batch_size)
+    def prediction_files(self, path: str) -> list[str]:
+        return list_files(path)
+
+    def prediction_batches(
+        self, path: str, info: InputInfo, batch_size: int, scored: ScoredRows | None = None
+    ) -> tf.data.Dataset:
+        # A table's rows are read in order: scored ones are read again, not scored.
+        batches = self.read(path, info, prediction_rows=True, batch_size=batch_size)
+        return (scored or ScoredRows()).drop_scored(batches)
