@@ -148,3 +148,21 @@ def test_on_the_sigmoid_path_alpha_reaches_the_loss_once_class_balancing_is_appl
     unbalanced.loss.alpha = 0.6
     with pytest.raises(ConfigError, match=r"loss.apply_class_balancing=True to apply it"):
         validate_config(unbalanced)
+
+
+@pytest.mark.parametrize("task_name", ["binary", "multi_label"])
+def test_alpha_one_of_a_shipped_softmax_config_is_accepted_on_a_sigmoid_task(task_name):
+    # configs/images.py sets alpha = 1.0 (no class weighed) for its multiclass task; a
+    # user who switches it to a sigmoid task is not refused for a value that acts as set.
+    from focal_dist.configs import images
+
+    config = images.get_config()
+    config.task.name = task_name
+    config.data.path = "unused"
+    assert config.loss.alpha == 1.0
+    message = ""
+    try:
+        validate_config(config)
+    except ConfigError as error:
+        message = str(error)
+    assert "loss.alpha" not in message

@@ -25,8 +25,10 @@ SIGMOID_READS = {
     "bce": ("label_smoothing",),
 }
 SIGMOID_TASKS = ("binary", "multi_label")
-# What cross-entropy is as a focal loss: set to these, gamma and alpha say the same.
-IMPLIED = {"ce": {"gamma": 0.0, "alpha": 1.0}, "bce": {"gamma": 0.0}}
+# Values that say what a loss which does not read the field does anyway: gamma 0 is
+# cross-entropy's focusing, and alpha 1 weighs no class (the shipped softmax configs set
+# it, and a user who switches such a config to a sigmoid task keeps it).
+NEUTRAL = {"gamma": {"ce": 0.0, "bce": 0.0}, "alpha": 1.0}
 # The class weighting's fields, and the dense loss's Dice term.
 OTHER_READS = {
     "beta": "loss.class_weights='effective_number'",
@@ -63,7 +65,9 @@ def check_loss_fields(check: Checker, config) -> None:
             continue
         if field in defaults and _same(value, defaults[field]):
             continue
-        if field in IMPLIED.get(loss, {}) and _same(value, IMPLIED[loss][field]):
+        if field == "alpha" and _same(value, NEUTRAL["alpha"]):
+            continue
+        if field == "gamma" and loss in NEUTRAL["gamma"] and _same(value, NEUTRAL["gamma"][loss]):
             continue
         reason = f"it is read {_readers(field)}; remove it or choose a loss that reads it"
         if field == "alpha" and task in SIGMOID_TASKS and "alpha" in READS.get(loss, ()):
