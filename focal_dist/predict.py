@@ -125,7 +125,6 @@ def _predict(backend) -> int:
     from ml_collections import config_dict
 
     from focal_dist.serving import batch_predict, prediction_output
-    from focal_dist.training import resume
 
     deploy, config = batch_predict.load_export(FLAGS.workdir)
     with backend.scope():
@@ -147,7 +146,7 @@ def _predict(backend) -> int:
             prediction_output.claim(FLAGS.output, run)
         except prediction_output.OutputError as error:
             refused = str(error)
-    if resume.any_worker(backend, bool(refused)):
+    if backend.any_worker(bool(refused)):
         raise prediction_output.OutputError(refused or "the chief refused --output; see its log")
     # Every worker reads what earlier attempts committed: parts of its own shard that
     # another worker commits meanwhile change nothing it reads (data/scored_rows.py).

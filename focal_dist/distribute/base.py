@@ -144,6 +144,17 @@ class Backend(abc.ABC):
     def sum_across_workers(self, value: tf.Tensor) -> tf.Tensor:
         """SUM of a host tensor over workers, each worker counted once (outside a step)."""
 
+    # --- agreement: the chief decides, every worker gets the same answer --------------
+    def any_worker(self, flag: bool) -> bool:
+        """True on every worker if `flag` is true on at least one (one collective)."""
+        flags = self.sum_across_workers(tf.constant([1.0 if flag else 0.0]))
+        return bool(flags.numpy()[0] > 0)
+
+    def chief_value(self, value: float) -> float:
+        """The chief's `value` on every worker (exact for integers below 2**53)."""
+        mine = float(value) if self.is_chief else 0.0
+        return float(self.sum_across_workers(tf.constant([mine], tf.float64))[0])
+
     def broadcast_variables(self, variables) -> None:
         """Makes every worker start from the chief's values (Horovod); else a no-op."""
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from absl import logging
 
-from focal_dist.training import reporting, resume
+from focal_dist.training import reporting
 from focal_dist.training.controller import (
     Action,
     CallResult,
@@ -189,7 +189,7 @@ class Checkpoint(Action):
 
     def save(self, step: int, eval_metrics: dict | None) -> None:
         count = float(self.count_non_finite())
-        if resume.any_worker(self.backend, count > 0):
+        if self.backend.any_worker(count > 0):
             raise self.diverged(
                 NonFiniteWeightsError, f"{count:.0f} weights are not finite after step {step}", []
             )
@@ -234,7 +234,7 @@ class Export(Action):
         self.config = config
 
     def finish(self, result):
-        if resume.any_worker(self.backend, float(self.count_non_finite()) > 0):
+        if self.backend.any_worker(float(self.count_non_finite()) > 0):
             raise NonFiniteWeightsError(
                 f"weights are not finite at step {result.step}; not exported"
             )

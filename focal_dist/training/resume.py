@@ -19,18 +19,6 @@ from focal_dist.training import reporting
 from focal_dist.training.checkpoints import CheckpointStore, NoUsableCheckpointError
 
 
-def chief_value(backend: Backend, value: float) -> float:
-    """The chief's `value` on every worker (exact for integers below 2**53)."""
-    mine = float(value) if backend.is_chief else 0.0
-    return float(backend.sum_across_workers(tf.constant([mine], tf.float64))[0])
-
-
-def any_worker(backend: Backend, flag: bool) -> bool:
-    """True on every worker if `flag` is true on at least one."""
-    flags = backend.sum_across_workers(tf.constant([1.0 if flag else 0.0]))
-    return bool(flags.numpy()[0] > 0)
-
-
 def finished_summary(backend: Backend, workdir: str, steps: int) -> dict | None:
     """The summary of a run that already finished `steps` steps, else None.
 
@@ -39,7 +27,7 @@ def finished_summary(backend: Backend, workdir: str, steps: int) -> dict | None:
     """
     summary = reporting.read_summary(workdir) if backend.is_chief else None
     done = bool(summary and summary.get("complete") and summary.get("step", 0) >= steps)
-    if not any_worker(backend, done):
+    if not backend.any_worker(done):
         return None
     if not backend.is_chief:
         return {"step": None, "preempted": False, "eval": {}, "complete": True}
@@ -66,8 +54,8 @@ def restore(backend: Backend, store: CheckpointStore, variables, *, restart: boo
             chosen = store.choose(restart=restart)
         except NoUsableCheckpointError as error:
             refusal = error
-    step = int(chief_value(backend, chosen))
-    if any_worker(backend, refusal is not None):
+    step = int(backend.chief_value(chosen))
+    if backend.any_worker(refusal is not None):
         raise refusal or NoUsableCheckpointError(
             f"worker 0 found no usable checkpoint in {store.directory}; see its log"
         )
@@ -77,7 +65,7 @@ def restore(backend: Backend, store: CheckpointStore, variables, *, restart: boo
             store.restore(step)
         except (OSError, ValueError, tf.errors.OpError) as failure:
             error = failure
-    if any_worker(backend, error is not None):
+    if backend.any_worker(error is not None):
         if error is not None:
             raise error
         raise RuntimeError(f"another worker could not restore checkpoint {step}; see its log")

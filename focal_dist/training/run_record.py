@@ -29,7 +29,7 @@ import os
 import time
 
 from focal_dist import atomic_files
-from focal_dist.training import reporting, resume
+from focal_dist.training import reporting
 
 SEGMENTS = "segments.jsonl"
 RESUMABLE = (
@@ -122,7 +122,7 @@ def check_config(backend, workdir: str, config, allowed=()) -> dict[str, tuple]:
                     "with the recorded config (" + os.path.join(workdir, reporting.CONFIG) + "), "
                     "or accept the change with --allow_config_change=" + ",".join(refused)
                 )
-    if resume.any_worker(backend, bool(message)):
+    if backend.any_worker(bool(message)):
         raise ConfigChangedError(
             message or "the chief refused this config for the work dir; see its log"
         )

@@ -262,7 +262,7 @@ class Trainer:
             ],
             steps=train.steps,
             steps_per_loop=train.steps_per_loop,
-            stop_requested=lambda: resume.any_worker(backend, self._stop_requested),
+            stop_requested=lambda: backend.any_worker(self._stop_requested),
             on_non_finite=checkpoint.non_finite_loss,
         )
         restored_eval = history[-1].eval if history and history[-1].step == step else None
