@@ -15,14 +15,7 @@ from tests.training import runs
 
 pytestmark = pytest.mark.slow
 
-IMAGES = {
-    "data.image_size": 16,
-    "model.filters": "(8,16)",
-    "train.steps": 4,
-    "train.global_batch_size": 8,
-    "train.steps_per_loop": 2,
-    "train.eval_every": 0,
-}
+IMAGES = ifx.TINY_IMAGES
 SEGMENTATION = {
     "task.num_classes": sfx.CLASSES,
     "task.eval_images": 0,

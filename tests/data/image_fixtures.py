@@ -9,6 +9,16 @@ import numpy as np
 CLASS_NAMES = ("benign", "cyst", "malignant", "normal")
 # Imbalanced on purpose; 16 images in all, a multiple of the tests' global batch (8).
 CLASS_COUNTS = (7, 5, 3, 1)
+# The small CNN run most image CLI tests train (configs/images.py plus these): 16x16
+# images, 4 steps of global batch 8.
+TINY_IMAGES = {
+    "data.image_size": 16,
+    "model.filters": "(8,16)",
+    "train.steps": 4,
+    "train.global_batch_size": 8,
+    "train.steps_per_loop": 2,
+    "train.eval_every": 0,
+}
 
 
 def images(count: int, seed: int, channels: int = 3) -> list[np.ndarray]:

@@ -25,16 +25,7 @@ BAD = {
     "20_text.png": r"^not a JPEG, PNG, GIF or BMP image$",
     "25_empty.jpg": r"^not a JPEG, PNG, GIF or BMP image$",
 }
-TRAIN = {
-    "task.name": "binary",
-    "task.num_classes": 1,
-    "data.image_size": 16,
-    "model.filters": "(8,16)",
-    "train.steps": 4,
-    "train.global_batch_size": 8,
-    "train.steps_per_loop": 2,
-    "train.eval_every": 0,
-}
+TRAIN = {"task.name": "binary", "task.num_classes": 1, **fx.TINY_IMAGES}
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,7 @@ pytestmark = pytest.mark.slow
 # returns a wrong shape (docs: "Facts found while testing"); short and empty replica
 # batches are tested separately.
 NUM_IMAGES = sum(fx.CLASS_COUNTS)
-TINY = {
-    "data.image_size": 16,
-    "model.filters": "(8,16)",
-    "train.steps": 4,
-    "train.global_batch_size": 8,
-    "train.steps_per_loop": 2,
-    "train.eval_every": 0,
-}
+TINY = fx.TINY_IMAGES
 
 
 @pytest.fixture(scope="module")
