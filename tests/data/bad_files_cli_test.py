@@ -3,7 +3,8 @@ a PNG cut short, a text file named `.png` and an empty `.jpg` among good images,
 `image_folder` and in a `segmentation_folder`. By default the run stops before anything
 is written, with one line naming each file and the decoder's reason; with
 `data.bad_files=skip` it trains on the rest and reports the three once, also when two
-Horovod workers each found some of them."""
+Horovod workers each found some of them. A TFRecord's image that cannot be decoded is
+named by its file and record."""
 
 import numpy as np
 import pytest
@@ -140,3 +141,18 @@ def test_a_segmentation_folder_skips_them_and_trains_on_the_rest(segmentation_fo
     assert summary["step"] == SEGMENTATION["train.steps"]
     assert summary["eval"]["num_examples"] == 8
     _skipped_and_reported(tmp_path / "run", bad)
+
+
+def test_an_image_tfrecord_with_an_undecodable_image_stops_naming_its_record(tmp_path):
+    from tests.data.bad_files_test import write_tfrecords_with_a_cut_image
+
+    path, name = write_tfrecords_with_a_cut_image(tmp_path / "records")
+    workdir = tmp_path / "run"
+    overrides = {**IMAGES, "data.source": "image_tfrecord", "data.path": path}
+    result = _train("default", workdir, overrides, "configs/images.py")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if "cannot be decoded" in line]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert f"{name}: the image cannot be decoded: " in lines[0]
+    assert list(workdir.rglob("*")) == []

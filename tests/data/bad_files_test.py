@@ -209,3 +209,47 @@ def test_a_tfrecord_image_that_cannot_be_decoded_stops_the_pass_naming_its_recor
         match=rf"TFRecord file {path} record 2: the image cannot be decoded: Invalid PNG data",
     ):
         SegmentationTask(config).prepare(get_backend("default"))
+
+
+def write_tfrecords_with_a_cut_image(directory) -> tuple[str, str]:
+    """12 images over 3 TFRecord files; record 1 of the second file holds a JPEG cut
+    short. Returns (the files' glob, that record's name)."""
+    ifx.write_image_tfrecords(directory, [i % 4 for i in range(12)], num_files=3)
+    damaged = directory / "images-1.tfrecord"
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(damaged))]
+    example = tf.train.Example.FromString(records[1])
+    encoded = example.features.feature["image/encoded"].bytes_list.value
+    assert encoded[0][:2] == b"\xff\xd8"  # a JPEG, whose header survives the cut
+    encoded[0] = encoded[0][: len(encoded[0]) // 2]
+    records[1] = example.SerializeToString()
+    with tf.io.TFRecordWriter(str(damaged)) as writer:
+        for record in records:
+            writer.write(record)
+    return str(directory / "*.tfrecord"), f"TFRecord file {damaged} record 1"
+
+
+@pytest.mark.parametrize("num_pipelines", [1, 2, 3])
+def test_a_tfrecord_image_that_cannot_be_decoded_is_named_by_the_pipeline_reading_it(
+    tmp_path, num_pipelines
+):
+    path, name = write_tfrecords_with_a_cut_image(tmp_path)
+    config = _image_config(path)
+    config.data.source = "image_tfrecord"
+    refusals = []
+    for pipeline_id in range(num_pipelines):
+        source = data.get_source(config.data, label_mode="sparse", num_classes=4)
+        try:
+            assert source.check_files(InputInfo(pipeline_id, num_pipelines, 1)) is None
+        except DataError as error:
+            refusals.append(str(error))
+    assert len(refusals) == 1, refusals
+    assert refusals[0].startswith(f"{name}: the image cannot be decoded: ")
+    assert "Invalid JPEG data" in refusals[0], refusals[0]
+
+
+def test_a_tfrecord_image_that_cannot_be_decoded_stops_the_task_before_training(tmp_path):
+    path, name = write_tfrecords_with_a_cut_image(tmp_path)
+    config = _image_config(path)
+    config.data.source = "image_tfrecord"
+    with pytest.raises(DataError, match=rf"^{name}: the image cannot be decoded"):
+        ClassificationTask(config).prepare(get_backend("default"))

@@ -132,6 +132,27 @@ class ImageTFRecord:
         del reference
         return [f"TFRecord {self.path} feature {self.image_key}"]
 
+    def encoded_images(self, info: InputInfo) -> tf.data.Dataset:
+        """This pipeline's encoded images alone (the label is not parsed)."""
+        spec = {self.image_key: tf.io.FixedLenFeature([], tf.string)}
+        return self._records(info).map(
+            lambda record: tf.io.parse_single_example(record, spec)[self.image_key],
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def scan(self, info: InputInfo):
+        """(name, encoded image) of each record of the shard, eagerly, in file order: what
+        names the record a pass over `encoded_images` failed on."""
+        spec = {self.image_key: tf.io.FixedLenFeature([], tf.string)}
+        own_files, shard_records = shard_files(self.files, info)
+        for file in own_files:
+            records = tf.data.TFRecordDataset(file).enumerate()
+            if shard_records:
+                records = records.shard(info.num_pipelines, info.pipeline_id)
+            for index, record in records:
+                image = tf.io.parse_single_example(record, spec)[self.image_key]
+                yield f"TFRecord file {file} record {int(index)}", image
+
 
 def prediction_records(
     path: str, info: InputInfo, image_key: str, scored: ScoredRows | None = None

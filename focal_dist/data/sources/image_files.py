@@ -75,6 +75,11 @@ class ImageFilesSource(Source):
             self._splits = splits
         return self._splits
 
+    def readers(self) -> list:
+        """Each split's reader once (eval is the training split unless it has its own)."""
+        splits = [s for s in self.splits.values() if s is not None]
+        return list({id(s.reader): s.reader for s in splits}.values())
+
     @classmethod
     def from_config(cls, data, *, label_mode: str, num_classes: int) -> ImageFilesSource:
         """The source of `config.data` (paths, image_size, channels, augment, keys, ...)."""

@@ -17,16 +17,11 @@ class ImageFolderSource(ImageFilesSource):
     name = "image_folder"
     config_fields = (*ImageFilesSource.config_fields, "bad_files")
 
-    def _folders(self) -> list[image_folder.ImageFolder]:
-        """Each split's listing once (eval is the training split unless it has its own)."""
-        splits = [s for s in self.splits.values() if s is not None]
-        return list({id(s.reader): s.reader for s in splits}.values())
-
     def check_files(self, info: InputInfo) -> bad_files.FileCheck:
         """Every image of this pipeline's shard of every split read and decoded once;
         the labels are the listing's (counted without reading an image)."""
         channels, parts = self.options.channels, []
-        for folder in self._folders():
+        for folder in self.readers():
             shard, records = folder.indexed_paths(info)
             kept, _ = bad_files.run_pass(
                 records, lambda path: images.decoded_size(tf.io.read_file(path), channels)
@@ -35,7 +30,7 @@ class ImageFolderSource(ImageFilesSource):
         return bad_files.FileCheck(bad_files.joined(parts))
 
     def drop_files(self, files) -> None:
-        for folder in self._folders():
+        for folder in self.readers():
             folder.drop(files)
 
     def prediction_files(self, path: str) -> list[str]:
