@@ -6,7 +6,10 @@ can act on the message alone, and a traceback around it would only hide it.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 from absl import logging
 
@@ -68,3 +71,47 @@ def parse_flags(argv: list[str]) -> list[str]:
             "focal_dist/configs/default.py\n"
         )
         sys.exit(2)
+
+
+def run(main: Callable[[list[str]], object]) -> NoReturn:
+    """absl's `app.run(main)` with this module's flag parsing, then a quick exit.
+
+    With TensorFlow loaded, the interpreter's teardown after the last line of a program
+    costs about 1.3 s of CPU (freeing thousands of modules' objects one by one): measured
+    here, `python -c "import tensorflow"` takes 6.8 s, 5.2 s when it ends in `os._exit`.
+    Every trainer, rank and predictor pays it. What a normal exit does that matters is
+    kept, in its order: non-daemon threads are joined, then the atexit handlers run
+    (Horovod's shutdown, logging's flush), then the standard streams are flushed. The
+    entry points close what they write (checkpoints, event files, outputs) before `main`
+    returns, so nothing is left for the teardown. Errors other than an exit keep the
+    normal path (absl prints the traceback).
+    """
+    from absl import app
+
+    try:
+        app.run(main, flags_parser=parse_flags)
+    except SystemExit as stop:
+        code = stop.code
+    else:  # pragma: no cover - app.run always exits
+        code = 0
+    _exit(code)
+
+
+def _exit(code: object) -> NoReturn:
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message"): printed, status 1, as the interpreter does.
+        sys.stderr.write(f"{code}\n")
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

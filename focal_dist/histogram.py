@@ -184,4 +184,4 @@ def main(argv):
 if __name__ == "__main__":
     from focal_dist import _cli
 
-    app.run(main, flags_parser=_cli.parse_flags)
+    _cli.run(main)

@@ -30,7 +30,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A finished training run (its config.json and export/).")
@@ -266,4 +266,4 @@ def _score(backend, dataset, step, writer) -> None:
 if __name__ == "__main__":
     from focal_dist import _cli
 
-    app.run(main, flags_parser=_cli.parse_flags)
+    _cli.run(main)

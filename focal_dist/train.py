@@ -21,7 +21,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from focal_dist import configs
 
@@ -118,4 +118,4 @@ def _headline(metrics: dict) -> str:
 if __name__ == "__main__":
     from focal_dist import _cli
 
-    app.run(main, flags_parser=_cli.parse_flags)
+    _cli.run(main)
