@@ -125,12 +125,11 @@ def _predict(backend) -> int:
     from ml_collections import config_dict
 
     from focal_dist.serving import batch_predict, prediction_output
+    from focal_dist.workdir import WorkDir
 
     deploy, config = batch_predict.load_export(FLAGS.workdir)
     with backend.scope():
-        model = keras.models.load_model(
-            os.path.join(FLAGS.workdir, "export", "model.keras"), compile=False
-        )
+        model = keras.models.load_model(WorkDir(FLAGS.workdir).model_keras, compile=False)
     source = _source(config_dict.ConfigDict(config), deploy, FLAGS.data)
     _check_schema(source, deploy, model, FLAGS.data)
     # Claimed once the input is known to fit the model: a refused input leaves no claim.

@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags, logging
 
 from focal_dist import configs
+from focal_dist.workdir import WorkDir
 
 FLAGS = flags.FLAGS
 # A config file, or a shipped config's name (`default`, `csv`, `images`, ...).
@@ -98,7 +99,7 @@ def main(argv):
             summary["step"],
             summary["train_loss"],
             _headline(summary["eval"]),
-            os.path.join(FLAGS.workdir, "summary.json"),
+            WorkDir(FLAGS.workdir).summary,
         )
 
 

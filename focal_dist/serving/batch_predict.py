@@ -29,6 +29,7 @@ from absl import logging
 from focal_dist.serving import mask_writer
 from focal_dist.serving.calibration import Calibration
 from focal_dist.serving.prediction_output import PartWriter
+from focal_dist.workdir import WorkDir
 
 
 class PredictionError(ValueError):
@@ -37,9 +38,8 @@ class PredictionError(ValueError):
 
 def load_export(workdir: str) -> tuple[dict, dict]:
     """(deploy.json, config.json) of a trained work dir, or PredictionError naming them."""
-    deploy_path = os.path.join(workdir, "export", "deploy.json")
-    config_path = os.path.join(workdir, "config.json")
-    model_path = os.path.join(workdir, "export", "model.keras")
+    layout = WorkDir(workdir)
+    deploy_path, config_path, model_path = layout.deploy_json, layout.config, layout.model_keras
     for path in (deploy_path, config_path, model_path):
         if not os.path.exists(path):
             raise PredictionError(

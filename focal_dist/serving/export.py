@@ -31,9 +31,9 @@ import tensorflow as tf
 from focal_dist import atomic_files
 from focal_dist.serving.calibration import Calibration
 from focal_dist.serving.example_spec import ExampleSpec
+from focal_dist.workdir import DEPLOY_JSON
 
 SIGNATURES = ("serving_default", "examples", "image_bytes")
-DEPLOY_JSON = "deploy.json"
 
 
 def feature_spec(features_spec) -> tf.TensorSpec:

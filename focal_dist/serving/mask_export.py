@@ -26,12 +26,12 @@ import tensorflow as tf
 
 from focal_dist import atomic_files
 from focal_dist.serving.export import (
-    DEPLOY_JSON,
     add_image_bytes,
     feature_spec,
     guarded_logits,
     write_archive,
 )
+from focal_dist.workdir import DEPLOY_JSON
 
 LABEL_MODE = "per_pixel"  # deploy.json's label_mode: a class id per pixel
 OUTPUTS = ["probabilities", "decisions", "logits"]

@@ -37,6 +37,7 @@ from absl import logging
 from focal_dist import atomic_files
 from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.data.unreadable import ERROR
+from focal_dist.workdir import WorkDir
 
 MANIFEST = "prediction.json"
 STARTED = "prediction.start.json"
@@ -52,8 +53,8 @@ class OutputError(ValueError):
 def identity(*, workdir: str, data: str, source: str, files: list[str]) -> dict:
     """The start record of a prediction: what makes a rerun the same one, and where from."""
     digest = hashlib.sha256()
-    for name in ("deploy.json", "model.keras"):
-        with open(os.path.join(workdir, "export", name), "rb") as handle:
+    for path in (WorkDir(workdir).deploy_json, WorkDir(workdir).model_keras):
+        with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return {

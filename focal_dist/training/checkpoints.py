@@ -36,6 +36,7 @@ from absl import logging
 
 from focal_dist import atomic_files
 from focal_dist.training.divergence import Record, diverged_checkpoints
+from focal_dist.workdir import WorkDir
 
 HISTORY = "history.jsonl"
 STATE = "checkpoint"
@@ -84,10 +85,10 @@ class CheckpointStore:
         """The store of `<workdir>/checkpoints` as `backend`'s worker uses it."""
         # Saving is collective under MultiWorkerMirrored: other workers write to a
         # scratch folder of their own, emptied after each save.
-        scratch = os.path.join(workdir, f".worker_{backend.worker_index}")
+        scratch = WorkDir(workdir).worker_scratch(backend.worker_index)
         return cls(
             checkpoint,
-            os.path.join(workdir, "checkpoints"),
+            WorkDir(workdir).checkpoints,
             keep=keep,
             writer=backend.is_chief,
             scratch_directory=(

@@ -14,8 +14,7 @@ from ml_collections import config_dict
 
 from focal_dist import atomic_files
 from focal_dist.training.summaries import SummaryWriter, markdown_table
-
-SUMMARY = "summary.json"
+from focal_dist.workdir import WorkDir
 
 
 def flat_config(config, backend, data_fields=None) -> dict:
@@ -87,32 +86,29 @@ def run_summary(config, backend, step, step_losses, resumed_from, eval_metrics, 
     }
 
 
-CONFIG = "config.json"
-
-
 def write_config(workdir: str, config) -> str:
     """<workdir>/config.json: the config this process trains with, written at its start."""
-    return atomic_files.write_json(os.path.join(workdir, CONFIG), json.loads(config.to_json()))
+    return atomic_files.write_json(WorkDir(workdir).config, json.loads(config.to_json()))
 
 
 def read_summary(workdir: str) -> dict | None:
     """summary.json of `workdir`, or None if absent or unreadable."""
     try:
-        with open(os.path.join(workdir, SUMMARY)) as handle:
+        with open(WorkDir(workdir).summary) as handle:
             return json.load(handle)
     except (OSError, ValueError):
         return None
 
 
 def write_summary(workdir: str, summary: dict) -> str:
-    return atomic_files.write_json(os.path.join(workdir, SUMMARY), summary)
+    return atomic_files.write_json(WorkDir(workdir).summary, summary)
 
 
 def export(model, workdir: str) -> str:
     """Saves `model` to <workdir>/export/model.keras (replacing any earlier export)."""
-    directory = os.path.join(workdir, "export")
+    path = WorkDir(workdir).model_keras
+    directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, "model.keras")
     # Keras wants the .keras suffix; the rename makes the replacement atomic.
     temporary = os.path.join(directory, ".model.partial.keras")
     from focal_dist.serving.export import ExportWriteError
@@ -134,7 +130,7 @@ def export_for_serving(model, workdir: str, *, task, calibration, decision, conf
     example_spec = None
     if "vector_key" in inputs or "column_names" in inputs:
         example_spec = serving.ExampleSpec(**{k: v for k, v in inputs.items() if k != "image"})
-    directory = os.path.join(workdir, "export", "saved_model")
+    directory = WorkDir(workdir).saved_model
     signatures = serving.export_saved_model(
         model,
         calibration=calibration,
@@ -145,7 +141,7 @@ def export_for_serving(model, workdir: str, *, task, calibration, decision, conf
         image_options=image_options,
     )
     serving.write_deploy_json(
-        os.path.join(workdir, "export"),
+        WorkDir(workdir).export,
         calibration=calibration,
         decision=decision,
         class_names=task.class_names,
@@ -162,12 +158,12 @@ def export_masks_for_serving(model, workdir: str, *, task, config) -> str:
     from focal_dist import serving
 
     options = task.serving_inputs()["masks"]
-    directory = os.path.join(workdir, "export", "saved_model")
+    directory = WorkDir(workdir).saved_model
     signatures = serving.export_mask_model(
         model, directory=directory, num_classes=task.num_outputs, mask_options=options
     )
     serving.write_mask_deploy_json(
-        os.path.join(workdir, "export"),
+        WorkDir(workdir).export,
         num_classes=task.num_outputs,
         input_shape=model.input_shape[1:],
         ignore_label=options.ignore_label,

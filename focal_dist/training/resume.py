@@ -9,14 +9,13 @@ other workers through a SUM over workers in which only the chief's term is non-z
 
 from __future__ import annotations
 
-import os
-
 import tensorflow as tf
 from absl import logging
 
 from focal_dist.distribute import Backend
 from focal_dist.training import reporting
 from focal_dist.training.checkpoints import CheckpointStore, NoUsableCheckpointError
+from focal_dist.workdir import WorkDir
 
 
 def finished_summary(backend: Backend, workdir: str, steps: int) -> dict | None:
@@ -35,7 +34,7 @@ def finished_summary(backend: Backend, workdir: str, steps: int) -> dict | None:
         "run already complete at step %d (%s); nothing to do (raise --config.train.steps "
         "to train further)",
         summary["step"],
-        os.path.join(workdir, reporting.SUMMARY),
+        WorkDir(workdir).summary,
     )
     return summary
 

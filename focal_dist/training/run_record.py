@@ -29,9 +29,8 @@ import os
 import time
 
 from focal_dist import atomic_files
-from focal_dist.training import reporting
+from focal_dist.workdir import WorkDir
 
-SEGMENTS = "segments.jsonl"
 RESUMABLE = (
     "train.steps",
     "train.log_every",
@@ -119,7 +118,7 @@ def check_config(backend, workdir: str, config, allowed=()) -> dict[str, tuple]:
                 message = (
                     f"{workdir} holds a run trained with another config; these fields change "
                     "what is trained:\n" + "\n".join(lines) + "\nUse a new --workdir, rerun "
-                    "with the recorded config (" + os.path.join(workdir, reporting.CONFIG) + "), "
+                    "with the recorded config (" + WorkDir(workdir).config + "), "
                     "or accept the change with --allow_config_change=" + ",".join(refused)
                 )
     if backend.any_worker(bool(message)):
@@ -130,10 +129,11 @@ def check_config(backend, workdir: str, config, allowed=()) -> dict[str, tuple]:
 
 
 def _recorded_config(workdir: str) -> dict | None:
-    path = os.path.join(workdir, reporting.CONFIG)
-    has_run = os.path.exists(os.path.join(workdir, reporting.SUMMARY)) or any(
+    layout = WorkDir(workdir)
+    path = layout.config
+    has_run = os.path.exists(layout.summary) or any(
         name.startswith("ckpt-") and name.endswith(".index")
-        for name in _listdir(os.path.join(workdir, "checkpoints"))
+        for name in _listdir(layout.checkpoints)
     )
     if not has_run or not os.path.exists(path):
         return None
@@ -149,7 +149,7 @@ class Segments:
     """<workdir>/segments.jsonl, written by the chief: one start and one end line each."""
 
     def __init__(self, workdir: str, enabled: bool):
-        self.path = os.path.join(workdir, SEGMENTS)
+        self.path = WorkDir(workdir).segments
         self.enabled = enabled
 
     def start(self, step: int, accepted: dict, backend) -> None:

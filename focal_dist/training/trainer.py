@@ -22,7 +22,6 @@ A run is a sequence of processes that ends when one of them finishes the steps:
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 
 import keras
@@ -43,6 +42,7 @@ from focal_dist.training.optimizers import build_optimizer
 from focal_dist.training.profiling import StepProfiler
 from focal_dist.training.step import StepOptions, TrainStep
 from focal_dist.training.summaries import SummaryWriter
+from focal_dist.workdir import WorkDir
 
 __all__ = ["NonFiniteLossError", "NonFiniteWeightsError", "Trainer"]
 
@@ -107,7 +107,7 @@ class Trainer:
             backend,
             keep=train.keep_checkpoints,
         )
-        self.summaries = SummaryWriter(os.path.join(workdir, "tensorboard"), backend.is_chief)
+        self.summaries = SummaryWriter(WorkDir(workdir).tensorboard, backend.is_chief)
         self.profiler = StepProfiler(
             train.get("profile_steps"), self.summaries.logdir, backend.is_chief
         )
