@@ -133,7 +133,7 @@ def _predict(backend) -> int:
     source = _source(config_dict.ConfigDict(config), deploy, FLAGS.data)
     _check_schema(source, deploy, model, FLAGS.data)
     # Claimed once the input is known to fit the model: a refused input leaves no claim.
-    refused = ""
+    refused = None
     if backend.is_chief:
         run = prediction_output.identity(
             workdir=FLAGS.workdir,
@@ -144,9 +144,10 @@ def _predict(backend) -> int:
         try:
             prediction_output.claim(FLAGS.output, run)
         except prediction_output.OutputError as error:
-            refused = str(error)
-    if backend.any_worker(bool(refused)):
-        raise prediction_output.OutputError(refused or "the chief refused --output; see its log")
+            refused = error
+    backend.raise_together(
+        refused, prediction_output.OutputError("the chief refused --output; see its log")
+    )
     # Every worker reads what earlier attempts committed: parts of its own shard that
     # another worker commits meanwhile change nothing it reads (data/scored_rows.py).
     scored, _ = prediction_output.read_parts(FLAGS.output)

@@ -150,6 +150,14 @@ class Backend(abc.ABC):
         flags = self.sum_across_workers(tf.constant([1.0 if flag else 0.0]))
         return bool(flags.numpy()[0] > 0)
 
+    def raise_together(self, error: Exception | None, elsewhere: Exception) -> None:
+        """If any worker has an `error`, raises it where it happened and `elsewhere` on
+        every other worker; returns on every worker otherwise (one collective). A refusal
+        found by one worker stops all of them, none left waiting in the next collective.
+        """
+        if self.any_worker(error is not None):
+            raise error if error is not None else elsewhere
+
     def chief_value(self, value: float) -> float:
         """The chief's `value` on every worker (exact for integers below 2**53)."""
         mine = float(value) if self.is_chief else 0.0

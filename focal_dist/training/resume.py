@@ -54,20 +54,21 @@ def restore(backend: Backend, store: CheckpointStore, variables, *, restart: boo
         except NoUsableCheckpointError as error:
             refusal = error
     step = int(backend.chief_value(chosen))
-    if backend.any_worker(refusal is not None):
-        raise refusal or NoUsableCheckpointError(
+    backend.raise_together(
+        refusal,
+        NoUsableCheckpointError(
             f"worker 0 found no usable checkpoint in {store.directory}; see its log"
-        )
+        ),
+    )
     error = None
     if step:
         try:
             store.restore(step)
         except (OSError, ValueError, tf.errors.OpError) as failure:
             error = failure
-    if backend.any_worker(error is not None):
-        if error is not None:
-            raise error
-        raise RuntimeError(f"another worker could not restore checkpoint {step}; see its log")
+    backend.raise_together(
+        error, RuntimeError(f"another worker could not restore checkpoint {step}; see its log")
+    )
     # Horovod: every rank continues from rank 0's values (a no-op under tf.distribute).
     backend.broadcast_variables(variables)
     if backend.is_chief:

@@ -121,10 +121,10 @@ def check_config(backend, workdir: str, config, allowed=()) -> dict[str, tuple]:
                     "with the recorded config (" + WorkDir(workdir).config + "), "
                     "or accept the change with --allow_config_change=" + ",".join(refused)
                 )
-    if backend.any_worker(bool(message)):
-        raise ConfigChangedError(
-            message or "the chief refused this config for the work dir; see its log"
-        )
+    backend.raise_together(
+        ConfigChangedError(message) if message else None,
+        ConfigChangedError("the chief refused this config for the work dir; see its log"),
+    )
     return accepted
 
 

@@ -3,8 +3,9 @@
 Counts the known labels through the product API under the given backend (and the
 user's own strategy object or backend name), asserts that an already-sharded or
 unseeded-shuffled pipeline is refused with the fix and counted right once declared or
-seeded, checks the cross-worker reduction of large int64 counts and compute_global_loss
-with uneven local batches, and writes what it saw to <out>/rank<r>.json.
+seeded, checks the cross-worker reduction of large int64 counts, compute_global_loss
+with uneven local batches and the backend's agreement helpers, and writes what it saw
+to <out>/rank<r>.json.
 """
 
 import argparse
@@ -131,6 +132,18 @@ def main() -> None:
         return backend.run(lambda: fl.compute_global_loss(losses, weights, backend=backend))
 
     result["global_loss"] = float(backend.reduce_sum(step()).numpy())
+
+    # 5. Agreement: the chief's value everywhere; one worker's refusal raised on all.
+    result["chief_value"] = backend.chief_value(1000.0 + rank)
+    result["any_worker"] = [backend.any_worker(rank == 1), backend.any_worker(False)]
+    backend.raise_together(None, RuntimeError("not raised"))
+    try:
+        backend.raise_together(
+            ValueError(f"rank {rank}'s own") if rank == 1 else None, RuntimeError("elsewhere")
+        )
+        result["raised"] = ""
+    except (ValueError, RuntimeError) as error:
+        result["raised"] = str(error)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"rank{rank}.json"), "w") as handle:
         json.dump(result, handle)

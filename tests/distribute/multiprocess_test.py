@@ -84,6 +84,9 @@ def test_two_workers_count_every_example_once_and_share_one_global_mean(
         assert report["unsharded_dataset"]["n"] == fixtures.NUM_EXAMPLES
         assert report["large_counts"] == [2 * c for c in fixtures.LARGE_COUNTS]
         np.testing.assert_allclose(report["global_loss"], single_device_loss, rtol=1e-6)
+        assert report["chief_value"] == 1000.0  # rank 0's value, on both
+        assert report["any_worker"] == [True, False]
+        assert report["raised"] == ("rank 1's own" if rank == 1 else "elsewhere")
 
 
 @pytest.mark.parametrize("launcher", ["default", "horovod_gloo", "multiworker"])
