@@ -13,8 +13,10 @@ any rerun of it, refused to every other.
                                     and every failed row
 
 The same prediction is the same model (export/deploy.json and model.keras, byte for
-byte), the same source and the same input files; the work dir's path, the data flag's
-spelling, the backend and the number of workers may differ. A rerun of it resumes: the
+byte), the same source and the same input files, named as the first run named them
+(`--data=new` and `--data=new/*` do; `./new` names `./new/a.png`, and is refused with
+the spelling to use); the work dir's path, the backend and the number of workers may
+differ. A rerun of it resumes: the
 rows in committed parts are kept and left out of the new attempt (data/scored_rows.py),
 everything else (rows a kill lost, rows that failed) is scored, each once over the new
 workers. A rerun of a prediction that finished with failed rows retries them. Anything
@@ -123,7 +125,13 @@ def _differences(recorded: dict, run: dict) -> str:
         )
     if recorded["source"] != run["source"]:
         found.append(f"another source: {run['source']}, not {recorded['source']}")
-    if recorded["files"] != run["files"]:
+    if recorded["files"] != run["files"] and _same_files(recorded["files"], run["files"]):
+        found.append(
+            f"the same input files spelled another way: --data={run.get('data')} names "
+            f"{run['files'][0]}, the prediction started with --data={recorded.get('data')} "
+            f"({recorded['files'][0]}); rerun with --data={recorded.get('data')}"
+        )
+    elif recorded["files"] != run["files"]:
         old, new = set(recorded["files"]), set(run["files"])
         changes = [
             f"{len(names)} {what} ({_some(names)})"
@@ -132,6 +140,13 @@ def _differences(recorded: dict, run: dict) -> str:
         ]
         found.append(f"other input files: {', '.join(changes)}")
     return "; ".join(found)
+
+
+def _same_files(recorded: list[str], given: list[str]) -> bool:
+    """True when the two lists name the same files on disk (`new/a.png`, `./new/a.png`,
+    `/abs/new/a.png`): rows are kept by the name a file was scored under, so the
+    spelling must be the first run's."""
+    return sorted(map(os.path.realpath, recorded)) == sorted(map(os.path.realpath, given))
 
 
 def _some(names: list[str]) -> str:
@@ -213,7 +228,9 @@ class PartWriter:
     def _open(self) -> None:
         # Open across many writes; `commit`, `close` or `abandon` closes it.
         self._handle = open(self.temporary, "w", newline="")  # noqa: SIM115
-        self._writer = csv.writer(self._handle)
+        # "\n" line ends, not the csv module's "\r\n": awk, cut and sort read the last
+        # column as written.
+        self._writer = csv.writer(self._handle, lineterminator="\n")
         self._writer.writerow(self.header)
         self._pending = 0
         self._since = time.monotonic()

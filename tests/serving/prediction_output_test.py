@@ -47,6 +47,16 @@ def test_the_same_prediction_resumes_and_any_other_is_refused_naming_what_differ
         r"1 removed \(/data/a.png\)\)",
     ):
         out.claim(str(output), _run(export, files=files))
+    # The same files named another way (rows are kept by the name they were scored under).
+    with pytest.raises(
+        out.OutputError,
+        match=r"the same input files spelled another way: --data=/data/./ names "
+        r"/data/./a.png, the prediction started with --data=/data \(/data/a.png\); "
+        r"rerun with --data=/data",
+    ):
+        out.claim(
+            str(output), _run(export, files=["/data/./a.png", "/data/./b.png"], data="/data/./")
+        )
     assert sorted(p.name for p in output.iterdir()) == [out.STARTED]
 
 
@@ -98,6 +108,10 @@ def test_parts_are_committed_whole_numbered_on_and_failed_rows_listed_apart(tmp_
     }
     assert len(scored) == 4
     assert ("c", 0) in scored
+    # Unix line ends, so that awk and cut read the last column as written.
+    written = (tmp_path / "part-00001-of-00002-00004.csv").read_bytes()
+    assert written.count(b"\n") == 3
+    assert b"\r" not in written
     assert ("b", 0) not in scored
     assert writer.rows == 3
     assert out.read_failures(str(tmp_path)) == [
