@@ -23,7 +23,7 @@ LABEL_MODES = {"binary": "binary", "multi_label": "multi_label", "multiclass": "
 
 
 def config_skips(config) -> bool:
-    return config.data.get("non_finite", "error") == "skip"
+    return config.data.non_finite == "skip"
 
 
 class ClassificationTask(Task):

@@ -63,10 +63,10 @@ class Decide(Action):
 
     def _decide(self, result: CallResult) -> None:
         label_mode, outputs = self.task.label_mode, self.task.num_outputs
-        settings = self.config.get("calibration", {})
-        method = settings.get("method", "auto")
-        rate = deploy_positive_rate(settings.get("deploy_positive_rate", ()))
-        target = self.config.get("decision", {}).get("target", "f1")
+        settings = self.config.calibration
+        method = settings.method
+        rate = deploy_positive_rate(settings.deploy_positive_rate)
+        target = self.config.decision.target
         held_out = self.score("calibration")
         if held_out is None or method == "none":
             if held_out is None and method != "none":

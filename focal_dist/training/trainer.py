@@ -97,8 +97,8 @@ class Trainer:
                 jit_compile=train.jit_compile,
                 mixed_precision=train.mixed_precision,
                 allreduce=_allreduce_mode(train, terms, self.model, backend),
-                bucket_bytes=int(train.get("allreduce_bucket_mb", 4.0) * 2**20),
-                compression=train.get("allreduce_compression", "none"),
+                bucket_bytes=int(train.allreduce_bucket_mb * 2**20),
+                compression=train.allreduce_compression,
             ),
         )
         self.checkpoints = CheckpointStore.for_backend(
@@ -109,7 +109,7 @@ class Trainer:
         )
         self.summaries = SummaryWriter(WorkDir(workdir).tensorboard, backend.is_chief)
         self.profiler = StepProfiler(
-            train.get("profile_steps"), self.summaries.logdir, backend.is_chief
+            train.profile_steps, self.summaries.logdir, backend.is_chief
         )
         # One reduction over every variable: cheap next to a checkpoint or an export.
         self._count_non_finite = divergence.non_finite_counter(
@@ -294,10 +294,10 @@ def _allreduce_mode(train, terms, model, backend) -> str:
     One term and one replica, or under AUTO_OVERLAP_BYTES of gradients: "single", one
     collective (too little to overlap: its latency is all there is). Otherwise "overlap".
     """
-    mode = train.get("allreduce", "auto")
+    mode = train.allreduce
     if mode != "auto":
         return mode
-    if train.get("allreduce_compression", "none") != "none":
+    if train.allreduce_compression != "none":
         return "overlap"  # the only path that compresses
     gradient_bytes = sum(
         int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in model.trainable_variables
