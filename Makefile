@@ -28,7 +28,8 @@ CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
 
 setup: $(STAMP)
 
-$(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml Makefile launch/build_horovod.sh
+$(STAMP): $(CONSTRAINTS) setup.cfg pyproject.toml Makefile launch/build_horovod.sh \
+		launch/patch_horovod_launcher.py
 	@$(MAKE) --no-print-directory system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c $(CONSTRAINTS) pip==24.3.1 setuptools wheel cmake cffi
@@ -71,7 +72,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: setup lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 $(PYTEST_ARGS)
 
 # The container build (about an hour on 2 cores: TensorFlow download, Horovod compile, a 2-process
 # smoke run inside the build). Not part of `make test`.

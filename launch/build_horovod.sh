@@ -14,6 +14,9 @@
 # the GPU XLA ops alone, so a CPU build (Gloo, MPI) compiles it out by adding
 # `&& HAVE_GPU` to its first guard. A GPU build with NCCL on TF >= 2.19 needs more
 # (docs/operations.md, "Horovod on GPUs").
+#
+# After install, launch/patch_horovod_launcher.py lets horovodrun ask whether Gloo or MPI
+# was compiled in without importing TensorFlow (5 s of every launch).
 set -euo pipefail
 
 bin=${1:?usage: build_horovod.sh VENV_BIN CONSTRAINTS}
@@ -35,8 +38,10 @@ if [ -n "$gpu_ops" ] && [ "$(echo "$tf_version" | cut -d. -f1)" -ge 2 ] && [ "$t
         "Build without it (collectives run on the host) or use TensorFlow <= 2.18." >&2
     exit 1
 fi
+launcher_patch="$(dirname "$0")/patch_horovod_launcher.py"
 if "$bin/python" -c 'import horovod.tensorflow' 2>/dev/null; then
     echo "horovod: already built against this venv's TensorFlow"
+    "$bin/python" "$launcher_patch"
     exit 0
 fi
 
@@ -88,4 +93,5 @@ if ! err=$("$bin/python" -c 'import horovod.tensorflow as hvd; hvd.init()' 2>&1)
     echo "horovod: remove $wheel_dir and run make setup again" >&2
     exit 1
 fi
+"$bin/python" "$launcher_patch"
 echo "horovod: $version loads with TensorFlow $tf_version ($controllers)"
