@@ -4,8 +4,10 @@ MirroredStrategy is tested without GPUs by splitting the CPU into logical device
 which must happen before TensorFlow initialises its devices: here, at collection.
 """
 
+import json
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The trainers, launchers and predictors the tests start see what a user's install has:
@@ -27,14 +29,31 @@ tf.config.set_logical_device_configuration(
 )
 
 
-def pytest_collection_modifyitems(config, items):
-    """Files that start processes (with a test marked slow) run first.
+# Seconds each test file took in a full run (tests/record_durations.py writes it from a
+# JUnit report): the longest files are handed out first.
+DURATIONS = Path(__file__).with_name("durations.json")
+# A file not in DURATIONS yet: one that starts processes (a test marked slow) is assumed
+# to be long, any other short.
+UNKNOWN_SLOW, UNKNOWN = 120.0, 1.0
 
-    `make test` hands whole files to two workers in collection order (pytest-xdist's
-    --dist loadfile): with the long files queued first, the short ones fill the gaps at
-    the end instead of one worker waiting alone on a long file. A file moves whole (its
-    module fixtures are set up once), and the order within each group is the
-    collection order (a stable sort), the same on every worker.
+
+def pytest_collection_modifyitems(config, items):
+    """The longest test files run first.
+
+    `make test` hands whole files to two workers in the order the queue holds them
+    (pytest-xdist's `--dist loadfile --no-loadscope-reorder`; xdist's own reordering puts
+    the files with the most tests first, which left the few long multi-process files
+    for the end, one worker waiting alone on them). Longest first is the classic
+    schedule for this: the short files fill the gaps at the end. A file moves whole (its
+    module fixtures are set up once), and the order within it is the collection order
+    (a stable sort), the same on every worker.
     """
+    recorded = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+
+    def seconds(item) -> float:
+        name = item.path.relative_to(config.rootpath).as_posix()
+        default = UNKNOWN_SLOW if item.path in slow_files else UNKNOWN
+        return recorded.get(name, default)
+
+    items.sort(key=lambda item: -seconds(item))
