@@ -108,9 +108,7 @@ class Trainer:
             keep=train.keep_checkpoints,
         )
         self.summaries = SummaryWriter(WorkDir(workdir).tensorboard, backend.is_chief)
-        self.profiler = StepProfiler(
-            train.profile_steps, self.summaries.logdir, backend.is_chief
-        )
+        self.profiler = StepProfiler(train.profile_steps, self.summaries.logdir, backend.is_chief)
         # One reduction over every variable: cheap next to a checkpoint or an export.
         self._count_non_finite = divergence.non_finite_counter(
             [*self.model.variables, *self.optimizer.variables]
