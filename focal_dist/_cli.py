@@ -84,17 +84,34 @@ def run(main: Callable[[list[str]], object]) -> NoReturn:
     (Horovod's shutdown, logging's flush), then the standard streams are flushed. The
     entry points close what they write (checkpoints, event files, outputs) before `main`
     returns, so nothing is left for the teardown. Errors other than an exit keep the
-    normal path (absl prints the traceback).
+    normal path (absl prints the traceback), and so does an entry point that another
+    Python program runs (runpy from a wrapper, a notebook): ending the process is only
+    ours when the entry point is the program (`python -m focal_dist.train`).
     """
     from absl import app
 
     try:
         app.run(main, flags_parser=parse_flags)
     except SystemExit as stop:
+        if not _is_the_program(main):
+            raise
         code = stop.code
-    else:  # pragma: no cover - app.run always exits
-        code = 0
     _exit(code)
+
+
+def _is_the_program(main: Callable) -> bool:
+    """True when the process was started to run `main`'s module: `python -m module` (the
+    outermost frame is runpy's) or `python path/to/module.py` (the outermost frame is
+    that file's)."""
+    frame = sys._getframe()
+    while frame.f_back is not None:
+        frame = frame.f_back
+    if frame.f_code.co_name == "_run_module_as_main":
+        return True
+    module = sys.modules.get(getattr(main, "__module__", ""), None)
+    return os.path.abspath(frame.f_code.co_filename) == os.path.abspath(
+        getattr(module, "__file__", "") or ""
+    )
 
 
 def _exit(code: object) -> NoReturn:

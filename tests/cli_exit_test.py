@@ -56,3 +56,31 @@ def test_the_quick_exit_ends_as_the_interpreter_does(tmp_path, result):
     assert quick == normal
     assert quick[3] == {"thread": "written", "atexit": "ran"}
     assert quick[1] == "buffered out"
+
+
+def test_an_entry_point_run_by_another_program_returns_to_it(tmp_path):
+    # A wrapper (bench/gpu_case.py, a notebook) runs the entry point with runpy and goes on
+    # after it: the quick exit is only taken when the entry point is the program.
+    out = tmp_path / "quick"
+    out.mkdir()
+    program = tmp_path / "quick.py"
+    program.write_text(PROGRAM.format(result="3"))
+    wrapper = tmp_path / "wrapper.py"
+    wrapper.write_text(
+        textwrap.dedent(
+            f"""
+            import runpy, sys
+            from pathlib import Path
+            sys.argv = [{str(program)!r}, {str(out)!r}, "quick"]
+            try:
+                runpy.run_path({str(program)!r}, run_name="__main__")
+            except SystemExit as stop:
+                Path({str(out / "after")!r}).write_text(f"status {{stop.code}}")
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(wrapper)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "after").read_text() == "status 3"
