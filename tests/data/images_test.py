@@ -42,11 +42,25 @@ def test_png_at_its_own_size_decodes_to_its_pixels_over_255_and_jpeg_close_to_th
     assert 0.0 <= small.min() <= small.max() <= 1.0
 
 
-def test_folder_classes_are_sorted_names_logged_with_their_indices(folder, caplog):
-    with caplog.at_level(logging.INFO):
+def test_folder_classes_are_sorted_names_logged_with_their_indices(folder):
+    # Read from absl's logger itself, at INFO, whatever earlier tests in this process did
+    # to logging (a fresh-clone run under xdist once captured nothing through caplog).
+    lines = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    absl_logger = logging.getLogger("absl")
+    level, disabled = absl_logger.level, logging.root.manager.disable
+    absl_logger.addHandler(handler)
+    absl_logger.setLevel(logging.INFO)
+    logging.disable(logging.NOTSET)
+    try:
         source = _source("image_folder", folder)
+    finally:
+        absl_logger.removeHandler(handler)
+        absl_logger.setLevel(level)
+        logging.disable(disabled)
     assert source.class_names == list(fx.CLASS_NAMES)
-    assert "0=benign (7), 1=cyst (5), 2=malignant (3), 3=normal (1)" in caplog.text
+    assert any("0=benign (7), 1=cyst (5), 2=malignant (3), 3=normal (1)" in line for line in lines)
     labels = [int(label) for _, label in source.eval_examples(InputInfo(0, 1, 4))]
     assert labels == [0] * 7 + [1] * 5 + [2] * 3 + [3]
 
