@@ -167,6 +167,19 @@ def shard_files(files: list[str], info: InputInfo) -> tuple[list[str], bool]:
     return [files[i] for i in indices], shard_records
 
 
+def named_records(files: list[str], info: InputInfo):
+    """(`TFRecord file F record i`, serialized record) of each record of this pipeline's
+    share of the TFRecord `files` (`shard_files`), eagerly, in file order: what names
+    the record a pass over them failed on."""
+    own_files, shard_records = shard_files(files, info)
+    for file in own_files:
+        records = tf.data.TFRecordDataset(file).enumerate()
+        if shard_records:
+            records = records.shard(info.num_pipelines, info.pipeline_id)
+        for index, record in records:
+            yield f"TFRecord file {file} record {int(index)}", record
+
+
 def check_label_width(where: str, columns: Sequence[str], width: int, options: ReaderOptions):
     """DataError unless the file's label width fits the task (C columns for multi-label)."""
     if options.label_mode is None or not options.read_labels:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from focal_dist.data.files import DataError, list_files, shard_files
+from focal_dist.data.files import DataError, list_files, named_records, shard_files
 from focal_dist.data.scored_rows import ScoredRows
 from focal_dist.distribute import InputInfo
 
@@ -144,14 +144,8 @@ class ImageTFRecord:
         """(name, encoded image) of each record of the shard, eagerly, in file order: what
         names the record a pass over `encoded_images` failed on."""
         spec = {self.image_key: tf.io.FixedLenFeature([], tf.string)}
-        own_files, shard_records = shard_files(self.files, info)
-        for file in own_files:
-            records = tf.data.TFRecordDataset(file).enumerate()
-            if shard_records:
-                records = records.shard(info.num_pipelines, info.pipeline_id)
-            for index, record in records:
-                image = tf.io.parse_single_example(record, spec)[self.image_key]
-                yield f"TFRecord file {file} record {int(index)}", image
+        for name, record in named_records(self.files, info):
+            yield name, tf.io.parse_single_example(record, spec)[self.image_key]
 
 
 def prediction_records(

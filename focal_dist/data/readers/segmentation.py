@@ -25,7 +25,7 @@ import os
 
 import tensorflow as tf
 
-from focal_dist.data.files import DataError, list_files, shard_files
+from focal_dist.data.files import DataError, list_files, named_records, shard_files
 from focal_dist.data.readers import image_tfrecord
 from focal_dist.data.readers.image_folder import EXTENSIONS, image_files
 from focal_dist.data.scored_rows import ScoredRows
@@ -190,14 +190,9 @@ class SegmentationTFRecord:
         return [f"TFRecord {self.path} feature {self.mask_key}"]
 
     def scan(self, info: InputInfo):
-        own_files, shard_records = shard_files(self.files, info)
-        for file in own_files:
-            records = tf.data.TFRecordDataset(file).enumerate()
-            if shard_records:
-                records = records.shard(info.num_pipelines, info.pipeline_id)
-            for index, record in records:
-                image, mask = self.load(record)
-                yield f"TFRecord file {file} record {int(index)}", image, mask
+        for name, record in named_records(self.files, info):
+            image, mask = self.load(record)
+            yield name, image, mask
 
 
 def _common_folder(files: list[str]) -> str:
