@@ -42,39 +42,30 @@ def test_nccl_on_tensorflow_2_19_and_later_is_refused_naming_why(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing was built or cached
 
 
+def _printed(code: str) -> list[str]:
+    """What `python -c code` prints, split into words."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+
+
 def test_horovodrun_learns_what_was_compiled_in_without_importing_tensorflow(tmp_path):
     # What the launcher asks before every launch, against what horovod.tensorflow itself
     # answers in a process of its own. An audit hook, which the launcher's forked
     # children inherit, records any import of TensorFlow's Python package.
     imported = tmp_path / "imported"
-    asked = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import os, sys\n"
-            "def hook(event, args):\n"
-            "    if event == 'import' and args[0] == 'tensorflow':\n"
-            f"        open({str(imported)!r}, 'a').write(str(os.getpid()))\n"
-            "sys.addaudithook(hook)\n"
-            "from horovod.common import util\n"
-            "print(util.gloo_built(), util.mpi_built(), util.nccl_built())",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.split()
-    answered = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import horovod.tensorflow as hvd; "
-            "print(hvd.gloo_built(), hvd.mpi_built(), hvd.nccl_built())",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout.split()
+    asked = _printed(
+        "import os, sys\n"
+        "def hook(event, args):\n"
+        "    if event == 'import' and args[0] == 'tensorflow':\n"
+        f"        open({str(imported)!r}, 'a').write(str(os.getpid()))\n"
+        "sys.addaudithook(hook)\n"
+        "from horovod.common import util\n"
+        "print(util.gloo_built(), util.mpi_built(), util.nccl_built())"
+    )
+    answered = _printed(
+        "import horovod.tensorflow as hvd; "
+        "print(hvd.gloo_built(), hvd.mpi_built(), hvd.nccl_built())"
+    )
     assert asked == answered
     assert not imported.exists(), "the launcher's check imported TensorFlow"
