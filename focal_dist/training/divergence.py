@@ -79,5 +79,6 @@ def non_finite_counter(variables):
     return tf.function(
         lambda: tf.add_n(
             [tf.reduce_sum(tf.cast(~tf.math.is_finite(v.value), tf.float32)) for v in floating]
-        )
+        ),
+        autograph=False,
     )

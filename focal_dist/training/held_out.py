@@ -24,8 +24,8 @@ class HeldOutStep:
         self.terms = terms
         self.evaluation = evaluation
         self.pad = pad
-        self.eval_step = tf.function(self._eval_step)
-        self.score_step = tf.function(self._score_step)
+        self.eval_step = tf.function(self._eval_step, autograph=False)
+        self.score_step = tf.function(self._score_step, autograph=False)
 
     def _logits(self, features):
         return tf.cast(self.model(features, training=False), tf.float32)

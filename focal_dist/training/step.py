@@ -123,17 +123,17 @@ class TrainStep:
         self.whole_step_compiled = options.jit_compile and backend.collectives_are_identity
         compile_gradients = options.jit_compile and not self.whole_step_compiled
         self._gradients = (
-            tf.function(self._local_gradients, jit_compile=True)
+            tf.function(self._local_gradients, jit_compile=True, autograph=False)
             if compile_gradients
             else self._local_gradients
         )
         self._update = (
-            tf.function(self._padded_update, jit_compile=True)
+            tf.function(self._padded_update, jit_compile=True, autograph=False)
             if self.whole_step_compiled
             else self._padded_update
         )
-        self._loop = tf.function(self._train_loop)
-        self._one_step = tf.function(self._train_loop_one_step)
+        self._loop = tf.function(self._train_loop, autograph=False)
+        self._one_step = tf.function(self._train_loop_one_step, autograph=False)
         # Evaluation and scoring of held-out splits: the same padding and loss terms.
         self.held_out = HeldOutStep(
             model=model,
