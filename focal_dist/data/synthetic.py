@@ -71,6 +71,7 @@ class SyntheticData:
         self.hard_fraction = hard_fraction
         self.interaction = interaction
         self.seed = seed
+        self._traced = None
         rng = np.random.default_rng(seed)
         outputs = 1 if label_mode == "binary" else num_classes
         self.weights = (rng.normal(size=(num_features, outputs)) / math.sqrt(num_features)).astype(
@@ -96,14 +97,28 @@ class SyntheticData:
         self.log_prior = np.log(rates).astype(np.float32)
         self.scale = scale.astype(np.float32)
 
-    # Python-only control flow: autograph's source rewrite at every trace is pure cost.
-    @tf.autograph.experimental.do_not_convert
     def examples(self, indices: tf.Tensor):
         """(features [B, F] float32, labels) for int64 example ids [B].
 
         Labels: binary float32 [B, 1]; multi_label float32 [B, C]; sparse int64 [B].
         """
         indices = tf.cast(indices, tf.int64)
+        if tf.executing_eagerly():
+            # Op by op, as tf.data runs a function (no graph rewrite that fuses ops and
+            # changes the last bit of a value): the same values as inside a pipeline.
+            return self._examples(indices)
+        if self._traced is None:
+            # Traced once per generator: every split's pipeline and the label count share
+            # it (each of their own traces cost ~0.15 s of a run's start). Python-only
+            # control flow: no autograph rewrite.
+            self._traced = tf.function(
+                self._examples,
+                input_signature=[tf.TensorSpec([None], tf.int64)],
+                autograph=False,
+            )
+        return self._traced(indices)
+
+    def _examples(self, indices):
         seeds = tf.stack([tf.fill(tf.shape(indices), tf.constant(self.seed, tf.int64)), indices], 1)
 
         def draw(seed_pair):
