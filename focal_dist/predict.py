@@ -172,7 +172,7 @@ def _predict(backend) -> int:
         kept = {name: value for name, value in batch.items() if name != "features"}
         return {**kept, **score(logits)}
 
-    step = tf.function(lambda batch: backend.run(replica, args=(batch,)))
+    step = tf.function(lambda batch: backend.run(replica, args=(batch,)), autograph=False)
     per_replica = FLAGS.batch_size
     dataset = backend.distribute_dataset(
         lambda info: source.prediction_batches(FLAGS.data, info, per_replica, scored),
