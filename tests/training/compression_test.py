@@ -11,7 +11,8 @@ max|w - w_ref| / max|w_ref|; of the losses: max over steps of |l - l_ref| / |l_r
 Measured (mirrored, 4 replicas; the same within 15% under horovod and multiworker with
 float16): none 1.9e-7 weights, 1.8e-7 losses; float16 3.6e-4 and 6.3e-5; bfloat16
 4.1e-3 and 5.2e-4. The bounds, about 5x those, fail on a broken cast:
-- none stays within the equivalence bound, 1e-5;
+- none is the equivalence test's overlapped cases, held to 1e-5 there under every
+  distribution (not run again here);
 - float16 within 2e-3 (weights) and 5e-4 (losses), bfloat16 within 2e-2 and 5e-3
   (gradients sent in full, or cast to an integer type, or never cast back, land far off);
 - each moves the weights more than 2e-5: the cast happened (a compression that is
@@ -33,7 +34,7 @@ from tests.training.equivalence_test import EQUIVALENCE_CONFIG, OVERLAP
 pytestmark = pytest.mark.slow
 
 # wire dtype: (weights must move more than, weights within, losses within)
-BOUNDS = {"none": (0.0, 1e-5, 1e-5), "float16": (2e-5, 2e-3, 5e-4), "bfloat16": (2e-5, 2e-2, 5e-3)}
+BOUNDS = {"float16": (2e-5, 2e-3, 5e-4), "bfloat16": (2e-5, 2e-2, 5e-3)}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,6 @@ def _differences(run, reference):
 @pytest.mark.parametrize(
     ("distribution", "wire"),
     [
-        ("mirrored", "none"),
         ("mirrored", "float16"),
         ("mirrored", "bfloat16"),
         ("horovod", "float16"),
