@@ -13,7 +13,7 @@ clock and the process's CPU time per item):
              dataset, which parses the label key only) against a plain read that parses
              the label feature of every record and counts them. Labels/s.
 
-Goals from the issue: pipeline >= 0.9x plain, histogram >= 0.8x plain.
+Goals: pipeline >= 0.9x plain, histogram >= 0.8x plain.
 
     .venv/bin/python bench/image_pipeline.py [--num_images=20000] [--image_size=64] \
         [--histogram_images=200000]

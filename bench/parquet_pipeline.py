@@ -24,7 +24,7 @@ the median of --repeats passes each (wall clock and the process's CPU time per r
                plain TFRecord training input (TFRecordDataset, shuffle 16384 records,
                batch 256, parse_example). Rows/s, one pass over the rows.
 
-Goals from the issue: pipeline >= 0.9x plain, label pass >= 0.8x plain.
+Goals: pipeline >= 0.9x plain, label pass >= 0.8x plain.
 
     .venv/bin/python bench/parquet_pipeline.py [--num_rows=4000000] [--repeats=5]
 """

@@ -7,7 +7,7 @@ every side, timed in turns (ours, theirs, ...), best of `repeats` kept:
     ours      sliding_window_logits in a tf.function (input [None, None, C]): cut the
               windows, run them, blend with Gaussian weights, crop
     predict   the same windows, cut beforehand in NumPy, through `model.predict` with
-              batch_size = window_batch (what the issue's goal names)
+              batch_size = window_batch (what the goal is stated against)
     loop      the same windows through a tf.function of the model, batch by batch (the
               fastest plain Keras 3 way we know)
 

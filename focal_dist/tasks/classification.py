@@ -1,8 +1,9 @@
 """What is trained: an imbalanced binary, multi-label or multi-class classifier.
 
 The task composes a data source (`focal_dist.data.sources`, by `data.source`), a model
-(`focal_dist.models`, by `model.name`) and a loss (`classification_losses.LOSSES`, by
-`loss.name`); it never knows how it is distributed: the trainer does the rest.
+(`focal_dist.models`, by `model.name`) and the loss `loss.*` means
+(`loss_builder.build_loss`, from the counted labels); it never knows how it is
+distributed: the trainer does the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from focal_dist.data import bad_files, get_source
 from focal_dist.distribute import Backend, InputInfo
 from focal_dist.tasks import class_weighting
 from focal_dist.tasks.base import Task, TaskReport, bad_files_report
-from focal_dist.tasks.classification_losses import LOSSES, NEEDS_HISTOGRAM
+from focal_dist.tasks.loss_builder import NEEDS_HISTOGRAM, LabelCounts, build_loss, check_fits
 
 LABEL_MODES = {"binary": "binary", "multi_label": "multi_label", "multiclass": "sparse"}
 
@@ -34,16 +35,12 @@ class ClassificationTask(Task):
         task = config.task.name
         if task not in LABEL_MODES:
             raise ValueError(f"task.name must be one of {', '.join(LABEL_MODES)}; got {task!r}")
-        if config.loss.name not in LOSSES:
-            raise ValueError(
-                f"loss.name must be one of {', '.join(LOSSES)}; got {config.loss.name!r}"
-            )
+        check_fits(config.loss.name, task)
         self.name = task
         self.num_outputs = 1 if task == "binary" else config.task.num_classes
         self.label_mode = LABEL_MODES[task]
-        self.class_weight = None
-        self.histogram = None
-        self.alpha = None  # loss.alpha = "auto": each output's negative share (prepare)
+        # What `prepare` counted over all workers, as the loss uses it.
+        self.counts = LabelCounts()
         self.skipped = None  # data.non_finite = "skip": the rows dropped, over all workers
         self.bad_files = None  # data.bad_files = "skip": the images left out, over all workers
         # The data set, whatever its kind (focal_dist/data/sources/).
@@ -123,17 +120,18 @@ class ClassificationTask(Task):
         if not needed:
             return
         class_weighting.scheme(loss)  # an unknown scheme fails before the label pass
-        self.histogram = class_weights_lib.label_histogram(
+        histogram = class_weights_lib.label_histogram(
             self.histogram_dataset,
             num_classes=self.num_outputs,
             label_mode=self.label_mode,
             backend=backend,
             label_fn=lambda labels: labels,
         )
+        alpha = None
         if loss.alpha == "auto":
-            self.alpha = class_weights_lib.focal_alpha(self.histogram, per_output=True, min_count=1)
-            logging.info("focal alpha per output (negative share) %s", np.round(self.alpha, 4))
-        self.class_weight = class_weighting.fit(self.histogram, loss)
+            alpha = class_weights_lib.focal_alpha(histogram, per_output=True, min_count=1)
+            logging.info("focal alpha per output (negative share) %s", np.round(alpha, 4))
+        self.counts = LabelCounts(histogram, class_weighting.fit(histogram, loss), alpha)
 
     def summary_sections(self) -> dict:
         data = {}
@@ -147,7 +145,9 @@ class ClassificationTask(Task):
         """The label histogram with its class weights, and the rows and files the data
         skipped."""
         reports = [
-            class_weighting.report(self.histogram, self.class_weight, name="data/label_histogram")
+            class_weighting.report(
+                self.counts.histogram, self.counts.class_weight, name="data/label_histogram"
+            )
         ]
         if self.skipped is not None:
             rows = [[f, int(n)] for f, n in zip(self.skipped.files, self.skipped.rows, strict=True)]
@@ -168,8 +168,8 @@ class ClassificationTask(Task):
         )
 
     def per_example_loss(self, labels, logits):
-        """`LOSSES[loss.name]` with what `prepare` counted."""
-        return LOSSES[self.config.loss.name](self, labels, logits)
+        """The loss `loss.*` means (`build_loss`), with what `prepare` counted."""
+        return build_loss(self.config.loss, self.counts, task=self.name)(labels, logits)
 
     def probabilities_and_targets(self, labels, logits):
         """[B, C] probabilities and 0/1 targets for the metrics (one-vs-rest if multiclass)."""

@@ -22,16 +22,16 @@ from __future__ import annotations
 import tensorflow as tf
 
 from focal_dist import class_weights as class_weights_lib
-from focal_dist import losses, models
+from focal_dist import models
 from focal_dist.data import bad_files, get_source
 from focal_dist.distribute import Backend, InputInfo
 from focal_dist.models import batch_norm
 from focal_dist.tasks import class_weighting
 from focal_dist.tasks.base import LossTerm, Task, TaskReport, bad_files_report
-from focal_dist.tasks.classification_losses import gamma_schedule
+from focal_dist.tasks.loss_builder import LabelCounts, build_loss, check_fits, losses_for
 from focal_dist.tasks.segmentation_metrics import SegmentationEvaluation
 
-SEGMENTATION_LOSSES = ("focal", "ce")
+SEGMENTATION_LOSSES = losses_for("segmentation")
 _SMOOTH = 1e-5  # MONAI's smooth_nr and smooth_dr
 
 
@@ -54,15 +54,11 @@ class SegmentationTask(Task):
 
     def __init__(self, config):
         self.config = config
-        if config.loss.name not in SEGMENTATION_LOSSES:
-            raise ValueError(
-                f"loss.name must be one of {', '.join(SEGMENTATION_LOSSES)} for "
-                f"task.name='segmentation'; got {config.loss.name!r}"
-            )
+        check_fits(config.loss.name, "segmentation")
         self.num_outputs = config.task.num_classes
         self.ignore_label = config.data.get("ignore_label", 255)
-        self.class_weight = None
-        self.histogram = None
+        # What `prepare` counted over all workers (valid pixels per class), as the loss uses it.
+        self.counts = LabelCounts()
         self.bad_files = None  # data.bad_files = "skip": the images left out, over all workers
         self.source = get_source(config.data, label_mode="sparse", num_classes=self.num_outputs)
 
@@ -101,7 +97,7 @@ class SegmentationTask(Task):
             sum_across_workers=backend.sum_across_workers,
         )
         if checked is None:  # no files: the source's labels alone
-            self.histogram = class_weights_lib.label_histogram(
+            histogram = class_weights_lib.label_histogram(
                 self.source.label_batches,
                 num_classes=self.num_outputs,
                 label_mode="sparse",
@@ -109,19 +105,21 @@ class SegmentationTask(Task):
                 label_fn=lambda ids: ids,
             )
         else:
-            self.histogram = class_weights_lib.summed_histogram(
+            histogram = class_weights_lib.summed_histogram(
                 checked.label_counts,
                 num_classes=self.num_outputs,
                 label_mode="sparse",
                 backend=backend,
             )
-        self.class_weight = class_weighting.fit(self.histogram, loss, what="pixel")
+        self.counts = LabelCounts(histogram, class_weighting.fit(histogram, loss, what="pixel"))
 
     def report(self) -> list[TaskReport]:
         """The pixel histogram and the class weights fitted from it, and the image files
         left out."""
         reports = [
-            class_weighting.report(self.histogram, self.class_weight, name="data/pixel_histogram")
+            class_weighting.report(
+                self.counts.histogram, self.counts.class_weight, name="data/pixel_histogram"
+            )
         ]
         if self.bad_files is not None:
             reports.append(bad_files_report(self.bad_files))
@@ -148,20 +146,12 @@ class SegmentationTask(Task):
         return model
 
     def focal_loss(self, labels, logits) -> tf.Tensor:
-        """[B, H, W] focal loss per pixel, class weights applied; 0 where ignored."""
-        loss = self.config.loss
-        focal = loss.name == "focal"
-        return losses.sparse_categorical_focal_crossentropy(
-            labels,
-            logits,
-            gamma=loss.gamma if focal else 0.0,
-            alpha=loss.alpha if focal else 1.0,
-            from_logits=True,
-            class_weight=self.class_weight,
-            ignore_class=self.ignore_label,
-            gamma_schedule=gamma_schedule(loss) if focal else None,
-            poly_epsilon=loss.poly_epsilon,
+        """[B, H, W] focal loss per pixel (`build_loss`), class weights applied; 0 where
+        ignored."""
+        loss = build_loss(
+            self.config.loss, self.counts, task="segmentation", ignore_label=self.ignore_label
         )
+        return loss(labels, logits)
 
     def valid_pixels(self, labels) -> tf.Tensor:
         return tf.cast(tf.not_equal(labels, self.ignore_label), tf.float32)

@@ -96,7 +96,7 @@ def test_skip_leaves_them_out_of_every_pipelines_shard_and_the_label_counts(fold
     path, damaged = folder
     task = ClassificationTask(_image_config(path, "skip"))
     task.prepare(get_backend("default"))
-    assert task.histogram.counts.tolist() == list(ifx.CLASS_COUNTS)
+    assert task.counts.histogram.counts.tolist() == list(ifx.CLASS_COUNTS)
     summary = task.summary_sections()["data"]["skipped_files"]
     assert summary["files"] == len(damaged)
     assert sorted(summary["first"]) == sorted(damaged)

@@ -6,6 +6,8 @@ its default and at another value. Where the two differ, the config check must ac
 value; where they are equal, it must refuse it, naming the key and its value.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -125,14 +127,14 @@ def test_poly_1_cross_entropy_is_ce_plus_epsilon_times_one_minus_p_t(prepared):
     config = _config("multiclass", "ce")
     config.loss.poly_epsilon = 1.0
     config.loss.class_weights = "none"
-    weights, task.class_weight = task.class_weight, None
+    counted, task.counts = task.counts, dataclasses.replace(task.counts, class_weight=None)
     shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     p = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
     p_t = p[np.arange(len(labels)), labels]
     np.testing.assert_allclose(
         _loss(task, config, labels, logits), -np.log(p_t) + (1.0 - p_t), rtol=1e-5
     )
-    task.class_weight = weights
+    task.counts = counted
 
 
 def test_on_the_sigmoid_path_alpha_reaches_the_loss_once_class_balancing_is_applied(prepared):
@@ -166,3 +168,21 @@ def test_alpha_one_of_a_shipped_softmax_config_is_accepted_on_a_sigmoid_task(tas
     except ConfigError as error:
         message = str(error)
     assert "loss.alpha" not in message
+
+
+def test_the_table_of_which_loss_fits_which_task_is_what_trains_and_the_rest_is_refused():
+    from focal_dist.tasks.loss_builder import TASKS_OF, check_fits
+
+    fitting = {(task, loss) for loss, tasks in TASKS_OF.items() for task in tasks}
+    assert fitting == set(COMBINATIONS)
+    for task in ("binary", "multi_label", "multiclass", "segmentation"):
+        for loss in TASKS_OF:
+            if (task, loss) in fitting:
+                continue
+            config = _config(task, loss)
+            named = sorted(name for t, name in COMBINATIONS if t == task)
+            with pytest.raises(ConfigError, match=rf"loss.name.*for task.name={task!r}") as error:
+                validate_config(config)
+            assert all(name in str(error.value) for name in named), str(error.value)
+            with pytest.raises(ValueError, match=rf"got {loss!r}"):
+                check_fits(loss, task)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from focal_dist import class_weights as class_weights_lib
 from focal_dist.tasks import TASKS
-from focal_dist.tasks.classification_losses import LOSSES
+from focal_dist.tasks.loss_builder import LOSSES, SIGMOID_TASKS, TASKS_OF, losses_for
 from focal_dist.training.config_check.checker import MISSING, Checker, get, is_int, is_number
 
 CLASS_WEIGHTS = ("none", "auto", *class_weights_lib.SCHEMES)
@@ -17,15 +17,10 @@ def check_task_and_loss(check: Checker, config) -> None:
     check.integer("task.num_classes", minimum)
     check.one_of("loss.name", LOSSES)
     loss = get(config, "loss.name")
-    tasks_of = {
-        "ce": ("multiclass", "segmentation"),
-        "bce": _BINARY_TASKS,
-        "asl": _BINARY_TASKS,
-        "logit_adjusted": ("binary", "multi_label", "multiclass"),
-    }
-    if loss in tasks_of and task in TASKS and task not in tasks_of[loss]:
-        fitting = [name for name in LOSSES if task in tasks_of.get(name, TASKS)]
-        check.fail("loss.name", f"one of {', '.join(fitting)} for task.name={task!r}", loss)
+    if loss in TASKS_OF and task in TASKS and task not in TASKS_OF[loss]:
+        check.fail(
+            "loss.name", f"one of {', '.join(losses_for(task))} for task.name={task!r}", loss
+        )
     check.number("loss.gamma", 0.0)
     _check_alpha(check, config, task)
     check.flag("loss.apply_class_balancing")
@@ -44,7 +39,7 @@ def check_task_and_loss(check: Checker, config) -> None:
         check.fail("loss.class_weights", f"none for loss.name={loss!r}", weights)
 
 
-_BINARY_TASKS = ("binary", "multi_label")
+_BINARY_TASKS = SIGMOID_TASKS
 
 
 def _check_alpha(check: Checker, config, task) -> None:

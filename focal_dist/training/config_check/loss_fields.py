@@ -1,30 +1,17 @@
 """Every `loss.*` value set away from its default either reaches the loss or is refused.
 
-The table says which fields each loss reads, on which path: the sigmoid path of the
-binary and multi-label tasks, the softmax path of multiclass and segmentation
-(tasks/classification_losses.py, tasks/segmentation.py). A field the chosen task and loss
-do not read, set to anything but its default (configs/default.py, the one place defaults
-live), is named with its value and the losses that would read it.
+The table beside `build_loss` (tasks/loss_builder.py) says which fields each loss reads,
+on which path: the sigmoid path of the binary and multi-label tasks, the softmax path of
+multiclass and segmentation. A field the chosen task and loss do not read, set to
+anything but its default (configs/default.py, the one place defaults live), is named with
+its value and the losses that would read it.
 """
 
 from __future__ import annotations
 
+from focal_dist.tasks.loss_builder import READS, SIGMOID_READS, SIGMOID_TASKS
 from focal_dist.training.config_check.checker import MISSING, Checker, get
 
-# Read by each loss on both paths.
-READS = {
-    "focal": ("gamma", "alpha", "gamma_schedule", "poly_epsilon"),
-    "bce": ("poly_epsilon",),
-    "ce": ("poly_epsilon",),
-    "asl": ("gamma_pos", "gamma_neg", "clip"),
-    "logit_adjusted": ("tau",),
-}
-# Read only on the sigmoid path (binary_focal_crossentropy's arguments).
-SIGMOID_READS = {
-    "focal": ("apply_class_balancing", "label_smoothing"),
-    "bce": ("label_smoothing",),
-}
-SIGMOID_TASKS = ("binary", "multi_label")
 # Values that say what a loss which does not read the field does anyway: gamma 0 is
 # cross-entropy's focusing, and alpha 1 weighs no class (the shipped softmax configs set
 # it, and a user who switches such a config to a sigmoid task keeps it).
