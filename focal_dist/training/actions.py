@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from absl import logging
 
-from focal_dist.training import reporting
+from focal_dist.serving.run_export import export_run
 from focal_dist.training.controller import (
     Action,
     CallResult,
@@ -218,18 +218,16 @@ class Checkpoint(Action):
 
 class Export(Action):
     """At the end, the finite weights to <workdir>/export/ (chief only): model.keras and,
-    when `decide` calibrated and chose a decision, export/saved_model (probabilities,
-    decisions and logits for TF Serving) with export/deploy.json; the same, uncalibrated,
-    for a task serving per-pixel masks (`serving_inputs()["masks"]`: segmentation)."""
+    when the Decide action calibrated and chose a decision (`result.handoff`),
+    export/saved_model (probabilities, decisions and logits for TF Serving) with
+    export/deploy.json; the same, uncalibrated, for a task serving per-pixel masks
+    (`serving_inputs()["masks"]`: segmentation). serving/run_export.py writes them."""
 
-    def __init__(
-        self, *, model, workdir: str, backend, count_non_finite, decide=None, task=None, config=None
-    ):
+    def __init__(self, *, model, workdir: str, backend, count_non_finite, task=None, config=None):
         self.model = model
         self.workdir = workdir
         self.backend = backend
         self.count_non_finite = count_non_finite
-        self.decide = decide
         self.task = task
         self.config = config
 
@@ -240,17 +238,11 @@ class Export(Action):
             )
         if not self.backend.is_chief:
             return
-        reporting.export(self.model, self.workdir)
-        if self.task is not None and "masks" in self.task.serving_inputs():
-            reporting.export_masks_for_serving(
-                self.model, self.workdir, task=self.task, config=self.config
-            )
-        elif self.decide is not None and self.decide.calibration is not None:
-            reporting.export_for_serving(
-                self.model,
-                self.workdir,
-                task=self.task,
-                calibration=self.decide.calibration,
-                decision=self.decide.decision,
-                config=self.config,
-            )
+        export_run(
+            self.model,
+            self.workdir,
+            task=self.task,
+            config=self.config,
+            calibration=result.handoff.get("calibration"),
+            decision=result.handoff.get("decision"),
+        )

@@ -48,6 +48,8 @@ class CallResult:
       last: this call reached train.steps.
       eval_metrics: set by the evaluation action when it ran at `step`.
       extras: sections the finishing actions add to summary.json (calibration, decision).
+      handoff: what a finishing action hands to the ones after it, not written anywhere
+        (the Decide action's calibration and decision, which the Export action exports).
     """
 
     step: int
@@ -58,6 +60,7 @@ class CallResult:
     last: bool = False
     eval_metrics: dict | None = None
     extras: dict = dataclasses.field(default_factory=dict)
+    handoff: dict = dataclasses.field(default_factory=dict)
 
 
 class Action:

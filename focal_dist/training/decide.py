@@ -8,7 +8,8 @@ On every worker (each collective of `focal_dist.serving` sums over all of them):
                   before and after calibration, precision/recall/F1 at the threshold
 
 into summary.json (`calibration`, `decision`) and TensorBoard (scalars and reliability
-diagrams); the Export action then writes them into the SavedModel and deploy.json.
+diagrams), and handed to the Export action in the call result (`handoff`), which writes
+them into the SavedModel and deploy.json.
 Without a calibration split the model is exported uncalibrated, with a warning, and a
 threshold is only taken from `decision.target = "threshold:T"` (else 0.5).
 """
@@ -111,6 +112,8 @@ class Decide(Action):
             decision_report["thresholds"] = [float(t) for t in self.decision.thresholds]
         result.extras["calibration"] = report
         result.extras["decision"] = decision_report
+        result.handoff["calibration"] = self.calibration
+        result.handoff["decision"] = self.decision
 
     def _threshold(self, held_out, label_mode, target, outputs):
         if label_mode == "sparse":

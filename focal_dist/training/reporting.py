@@ -1,4 +1,4 @@
-"""What a run reports: its TensorBoard run info, config.json, summary.json and export.
+"""What a run reports: its TensorBoard run info, config.json and summary.json.
 
 Only the chief writes. Files a user reads or a job controller checks are replaced
 atomically (written beside, then renamed), so a kill never leaves half of one.
@@ -7,9 +7,7 @@ atomically (written beside, then renamed), so a kill never leaves half of one.
 from __future__ import annotations
 
 import json
-import os
 
-from absl import logging
 from ml_collections import config_dict
 
 from focal_dist import atomic_files
@@ -102,74 +100,3 @@ def read_summary(workdir: str) -> dict | None:
 
 def write_summary(workdir: str, summary: dict) -> str:
     return atomic_files.write_json(WorkDir(workdir).summary, summary)
-
-
-def export(model, workdir: str) -> str:
-    """Saves `model` to <workdir>/export/model.keras (replacing any earlier export)."""
-    path = WorkDir(workdir).model_keras
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    # Keras wants the .keras suffix; the rename makes the replacement atomic.
-    temporary = os.path.join(directory, ".model.partial.keras")
-    from focal_dist.serving.export import ExportWriteError
-
-    with atomic_files.no_space_as(ExportWriteError, path, temporary):
-        model.save(temporary)
-    os.replace(temporary, path)
-    logging.info("exported %s", path)
-    return path
-
-
-def export_for_serving(model, workdir: str, *, task, calibration, decision, config) -> str:
-    """<workdir>/export/saved_model (TF Serving's signatures, calibration and threshold in
-    the graph) and export/deploy.json; returns the SavedModel's directory."""
-    from focal_dist import serving
-
-    inputs = task.serving_inputs()
-    image_options = inputs.get("image")
-    example_spec = None
-    if "vector_key" in inputs or "column_names" in inputs:
-        example_spec = serving.ExampleSpec(**{k: v for k, v in inputs.items() if k != "image"})
-    directory = WorkDir(workdir).saved_model
-    signatures = serving.export_saved_model(
-        model,
-        calibration=calibration,
-        thresholds=None if decision is None else decision.thresholds,
-        directory=directory,
-        features_spec=tuple(model.input_shape[1:]),
-        example_spec=example_spec,
-        image_options=image_options,
-    )
-    serving.write_deploy_json(
-        WorkDir(workdir).export,
-        calibration=calibration,
-        decision=decision,
-        class_names=task.class_names,
-        config=config,
-        signatures=signatures,
-    )
-    logging.info("exported %s for serving (signatures %s)", directory, ", ".join(signatures))
-    return directory
-
-
-def export_masks_for_serving(model, workdir: str, *, task, config) -> str:
-    """<workdir>/export/saved_model of a per-pixel model (softmax and argmax per pixel, no
-    calibration) and export/deploy.json; returns the SavedModel's directory."""
-    from focal_dist import serving
-
-    options = task.serving_inputs()["masks"]
-    directory = WorkDir(workdir).saved_model
-    signatures = serving.export_mask_model(
-        model, directory=directory, num_classes=task.num_outputs, mask_options=options
-    )
-    serving.write_mask_deploy_json(
-        WorkDir(workdir).export,
-        num_classes=task.num_outputs,
-        input_shape=model.input_shape[1:],
-        ignore_label=options.ignore_label,
-        class_names=task.class_names,
-        config=config,
-        signatures=signatures,
-    )
-    logging.info("exported %s for serving (signatures %s)", directory, ", ".join(signatures))
-    return directory

@@ -253,7 +253,6 @@ class Trainer:
                     workdir=self.workdir,
                     backend=backend,
                     count_non_finite=self._count_non_finite,
-                    decide=decide,
                     task=self.task,
                     config=self.config,
                 ),
