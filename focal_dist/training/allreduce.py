@@ -10,9 +10,12 @@ or bfloat16, as Horovod's `Compression.fp16` does: not exact, off by default.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 COMPRESSIONS = {"none": None, "float16": tf.float16, "bfloat16": tf.bfloat16}
+# `train.allreduce = "auto"` overlaps from this many bytes of gradients on.
+AUTO_OVERLAP_BYTES = 4 << 20
 
 
 def buckets(tensors, bucket_bytes: int) -> list[list[int]]:
@@ -83,3 +86,22 @@ def all_reduce_in_buckets(backend, gradients, *, bucket_bytes: int, compression:
     if not dense or all(g is None for g in dense):
         extras = backend.aggregate_gradients(extras) if extras else []
     return summed, extras
+
+
+def mode_for(train, terms, model, backend) -> str:
+    """`train.allreduce`; "auto" overlaps where the gradients are worth it (docs/benchmarks.md).
+
+    One term and one replica, or under AUTO_OVERLAP_BYTES of gradients: "single", one
+    collective (too little to overlap: its latency is all there is). Otherwise "overlap".
+    """
+    mode = train.allreduce
+    if mode != "auto":
+        return mode
+    if train.allreduce_compression != "none":
+        return "overlap"  # the only path that compresses
+    gradient_bytes = sum(
+        int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in model.trainable_variables
+    )
+    small = backend.num_replicas_in_sync == 1 or gradient_bytes < AUTO_OVERLAP_BYTES
+    single = len(terms) == 1 and small
+    return "single" if single else "overlap"

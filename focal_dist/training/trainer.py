@@ -30,7 +30,7 @@ import tensorflow as tf
 from absl import logging
 
 from focal_dist.distribute import Backend, InputInfo
-from focal_dist.training import actions, divergence, reporting, resume, run_record
+from focal_dist.training import actions, allreduce, divergence, reporting, resume, run_record
 from focal_dist.training.checkpoints import CheckpointStore
 from focal_dist.training.controller import (
     Controller,
@@ -45,9 +45,6 @@ from focal_dist.training.summaries import SummaryWriter
 from focal_dist.workdir import WorkDir
 
 __all__ = ["NonFiniteLossError", "NonFiniteWeightsError", "Trainer"]
-
-# `train.allreduce = "auto"` overlaps from this many bytes of gradients on.
-AUTO_OVERLAP_BYTES = 4 << 20
 
 
 class Trainer:
@@ -96,7 +93,7 @@ class Trainer:
                 clip_global_norm=config.optimizer.clip_global_norm,
                 jit_compile=train.jit_compile,
                 mixed_precision=train.mixed_precision,
-                allreduce=_allreduce_mode(train, terms, self.model, backend),
+                allreduce=allreduce.mode_for(train, terms, self.model, backend),
                 bucket_bytes=int(train.allreduce_bucket_mb * 2**20),
                 compression=train.allreduce_compression,
             ),
@@ -166,30 +163,53 @@ class Trainer:
         if finished is not None:
             return finished
         previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
-        self._trained_step = self._checkpoint = None
         try:
             return self._train()
-        except BaseException as error:
-            if self._trained_step is not None:  # The segment started: say how it ended.
-                saved = self._checkpoint.saved_step if self._checkpoint else self._resumed_step
-                self.segments.end(self._trained_step, saved, type(error).__name__)
-            raise
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
             self.profiler.stop()
             self.summaries.close()
 
     def _train(self) -> dict:
-        train, backend = self.config.train, self.backend
+        """Counts, restores, opens the segment; then the actions and the controller's run."""
+        backend = self.backend
         self.task.prepare(backend)
-        step = resumed_from = resume.restore(
+        step = resume.restore(
             backend,
             self.checkpoints,
             self.model.variables + self.optimizer.variables,
             restart=self.restart,
         )
-        self._trained_step = self._resumed_step = step
+        segment = _Segment(resumed_from=step, trained_step=step)
         self.segments.start(step, self.accepted_changes, backend)
+        try:
+            history = self._open_run(step)
+            segment.checkpoint = actions.Checkpoint(
+                store=self.checkpoints,
+                summaries=self.summaries,
+                backend=backend,
+                count_non_finite=self._count_non_finite,
+                every=self.config.train.checkpoint_every,
+                history=history,
+            )
+            controller = Controller(
+                train_call=self._train_call(step, segment),
+                actions=self._actions(segment.checkpoint),
+                steps=self.config.train.steps,
+                steps_per_loop=self.config.train.steps_per_loop,
+                stop_requested=lambda: backend.any_worker(self._stop_requested),
+                on_non_finite=segment.checkpoint.non_finite_loss,
+            )
+            restored_eval = history[-1].eval if history and history[-1].step == step else None
+            result = controller.run(step, eval_metrics=restored_eval)
+            return self._finish(result, segment)
+        except BaseException as error:
+            self.segments.end(segment.trained_step, segment.saved_step, type(error).__name__)
+            raise
+
+    def _open_run(self, step: int) -> list:
+        """config.json, the TensorBoard run opened at `step`; returns the checkpoint history."""
+        backend = self.backend
         if backend.is_chief:
             reporting.write_config(self.workdir, self.config)
         history = self.checkpoints.history(step) if backend.is_chief else []
@@ -198,110 +218,98 @@ class Trainer:
             reporting.write_run_info(self.summaries, self.config, backend, self.task)
         reporting.write_segments(self.summaries, self.segments.read(), step)
         self.summaries.flush()
-        iterator = iter(
-            backend.distribute_dataset(
-                lambda info: self.task.train_dataset(self._input_info(info, step)),
-                train.global_batch_size,
-            )
-        )
-        checkpoint = self._checkpoint = actions.Checkpoint(
-            store=self.checkpoints,
-            summaries=self.summaries,
-            backend=backend,
-            count_non_finite=self._count_non_finite,
-            every=train.checkpoint_every,
-            history=history,
-        )
-        evaluate = actions.Evaluate(
-            evaluate=self.evaluate,
-            evaluation=self.step.evaluation,
-            summaries=self.summaries,
-            every=train.eval_every,
-            log=backend.is_chief,
-            pictures=self.pictures,
-        )
+        return history
 
-        decide = Decide(
-            score=self.score,
-            task=self.task,
-            config=self.config,
-            backend=backend,
-            summaries=self.summaries,
-            per_example=_per_example_outputs(self.model),
+    def _train_call(self, step: int, segment: _Segment):
+        """`train_call(num_steps)` of the controller, reading the training data from `step`."""
+        iterator = iter(
+            self.backend.distribute_dataset(
+                lambda info: self.task.train_dataset(self._input_info(info, step)),
+                self.config.train.global_batch_size,
+            )
         )
 
         def train_call(num_steps):
             losses, norm = self.step.train_loop(iterator, tf.constant(num_steps))
-            self._trained_step += num_steps
+            segment.trained_step += num_steps
             return [float(v) for v in losses.numpy()], float(norm)
 
-        controller = Controller(
-            train_call=train_call,
-            actions=[
-                actions.Progress(
-                    summaries=self.summaries,
-                    backend=backend,
-                    train=train,
-                    learning_rate=lambda: float(self.optimizer.learning_rate),
-                ),
-                actions.Profile(self.profiler),
-                evaluate,
-                checkpoint,
-                decide,
-                actions.Export(
-                    model=self.model,
-                    workdir=self.workdir,
-                    backend=backend,
-                    count_non_finite=self._count_non_finite,
-                    task=self.task,
-                    config=self.config,
-                ),
-            ],
-            steps=train.steps,
-            steps_per_loop=train.steps_per_loop,
-            stop_requested=lambda: backend.any_worker(self._stop_requested),
-            on_non_finite=checkpoint.non_finite_loss,
-        )
-        restored_eval = history[-1].eval if history and history[-1].step == step else None
-        result = controller.run(step, eval_metrics=restored_eval)
+        return train_call
+
+    def _actions(self, checkpoint) -> list:
+        """Around each call, in order: progress, profile, evaluate, checkpoint; at the end
+        decide (calibration, threshold), then export what it decided."""
+        backend = self.backend
+        return [
+            actions.Progress(
+                summaries=self.summaries,
+                backend=backend,
+                train=self.config.train,
+                learning_rate=lambda: float(self.optimizer.learning_rate),
+            ),
+            actions.Profile(self.profiler),
+            actions.Evaluate(
+                evaluate=self.evaluate,
+                evaluation=self.step.evaluation,
+                summaries=self.summaries,
+                every=self.config.train.eval_every,
+                log=backend.is_chief,
+                pictures=self.pictures,
+            ),
+            checkpoint,
+            Decide(
+                score=self.score,
+                task=self.task,
+                config=self.config,
+                backend=backend,
+                summaries=self.summaries,
+                per_example=_per_example_outputs(self.model),
+            ),
+            actions.Export(
+                model=self.model,
+                workdir=self.workdir,
+                backend=backend,
+                count_non_finite=self._count_non_finite,
+                task=self.task,
+                config=self.config,
+            ),
+        ]
+
+    def _finish(self, result, segment: _Segment) -> dict:
+        """Ends the segment and writes summary.json (chief); returns the summary."""
         preempted = not result.last
+        checkpoint = segment.checkpoint
         self.segments.end(
             result.step, checkpoint.saved_step, "sigterm" if preempted else "finished"
         )
         summary = reporting.run_summary(
             self.config,
-            backend,
+            self.backend,
             result.step,
             checkpoint.step_losses,
-            resumed_from,
+            segment.resumed_from,
             {} if preempted else result.eval_metrics,
             preempted=preempted,
         )
         summary.update(self.task.summary_sections())
         summary.update(result.extras)
         summary["segments"] = self.segments.read()
-        if backend.is_chief:
+        if self.backend.is_chief:
             reporting.write_summary(self.workdir, summary)
         return summary
 
 
-def _allreduce_mode(train, terms, model, backend) -> str:
-    """`train.allreduce`; "auto" overlaps where the gradients are worth it (docs/benchmarks.md).
+@dataclasses.dataclass
+class _Segment:
+    """How far this process's part of the run got: what an error ending it reports."""
 
-    One term and one replica, or under AUTO_OVERLAP_BYTES of gradients: "single", one
-    collective (too little to overlap: its latency is all there is). Otherwise "overlap".
-    """
-    mode = train.allreduce
-    if mode != "auto":
-        return mode
-    if train.allreduce_compression != "none":
-        return "overlap"  # the only path that compresses
-    gradient_bytes = sum(
-        int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in model.trainable_variables
-    )
-    small = backend.num_replicas_in_sync == 1 or gradient_bytes < AUTO_OVERLAP_BYTES
-    single = len(terms) == 1 and small
-    return "single" if single else "overlap"
+    resumed_from: int
+    trained_step: int
+    checkpoint: actions.Checkpoint | None = None
+
+    @property
+    def saved_step(self) -> int:
+        return self.checkpoint.saved_step if self.checkpoint else self.resumed_from
 
 
 def _per_example_outputs(model) -> bool:
