@@ -129,6 +129,33 @@ def test_every_row_is_scored_once_with_the_exported_calibration(distribution, tr
     assert len(manifest["parts"]) == len(list(output.glob("part-*.csv"))) == workers
 
 
+def test_the_predict_function_scores_like_the_cli_in_a_users_own_program(trained, tmp_path):
+    from focal_dist.distribute import get_backend
+    from focal_dist.serving.predict_run import predict
+    from focal_dist.serving.prediction_output import OutputError
+
+    root, workdir, features = trained
+    output = tmp_path / "scores"
+    result = predict(
+        str(workdir), str(root / "new" / "*.csv"), str(output), backend=get_backend("default")
+    )
+    total = sum(FILES.values())
+    assert (result.rows, result.failed, result.scored_now) == (total, 0, total)
+    assert result.manifest == str(output / "prediction.json")
+    expected, threshold = _expected(workdir, features)
+    rows = _read_parts(output)
+    assert sorted((name, row) for name, row, _, _ in rows) == sorted(expected)
+    for name, row, probability, decision in rows:
+        assert probability == pytest.approx(expected[(name, row)], abs=1e-6)
+        if abs(expected[(name, row)] - threshold) > 1e-6:
+            assert decision == int(expected[(name, row)] >= threshold)
+    # The same call again finds the prediction finished and refuses it, as the CLI does.
+    with pytest.raises(OutputError, match="holds a finished prediction"):
+        predict(
+            str(workdir), str(root / "new" / "*.csv"), str(output), backend=get_backend("default")
+        )
+
+
 def test_another_prediction_or_a_finished_one_into_the_same_output_is_refused(trained, tmp_path):
     root, workdir, _ = trained
     output = tmp_path / "scores"
