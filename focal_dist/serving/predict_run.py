@@ -115,9 +115,9 @@ def predict(
     # Distribution: no worker returns before the manifest is written (a launcher stops
     # the others when one exits).
     backend.sum_across_workers(tf.zeros([1], tf.float64))
-    _, parts = prediction_output.read_parts(output)
     return PredictionResult(
-        rows=sum(parts.values()),
+        # Committed before this attempt, plus what every worker committed in it.
+        rows=len(scored) + scored_now,
         failed=int(counts[backend.num_workers :].sum()),
         scored_now=scored_now,
         manifest=os.path.join(output, prediction_output.MANIFEST),
